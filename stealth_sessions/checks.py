@@ -1,0 +1,174 @@
+"""System checks: configuration mistakes reported by ``manage.py check`` with stable ids.
+None of them talks to Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, conf
+
+
+def _setting(name: str) -> str:
+    return f"STEALTH_SESSIONS[{name!r}]"
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    user = getattr(settings, "STEALTH_SESSIONS", None)
+    if user is None:
+        user = {}
+    if not isinstance(user, dict):
+        return [
+            Error(
+                "STEALTH_SESSIONS must be a dict.",
+                hint="For example STEALTH_SESSIONS = {'SESSION_TTL': 86400}.",
+                id="stealth_sessions.E005",
+            )
+        ]
+    for name in sorted(set(user) - set(DEFAULTS)):
+        errors.append(
+            Error(
+                f"Unknown setting {_setting(name)}.",
+                hint=f"Known settings: {', '.join(DEFAULTS)}.",
+                id="stealth_sessions.E005",
+            )
+        )
+    rules = {
+        "CACHE": (lambda v: isinstance(v, str) and v != "", "a cache alias"),
+        "SESSION_TTL": (lambda v: v is None or _positive_int(v), "None or a positive int (s)"),
+        "FLOW_MAP": (lambda v: v is None or isinstance(v, str), "None or a dotted path"),
+        "KEY_NAMESPACE": (
+            lambda v: isinstance(v, str) and v != "" and not set(v) & set("{}* ?[]\t\n"),
+            "a non-empty string without braces, wildcards or spaces",
+        ),
+        "HISTORY_LENGTH": (_positive_int, "a positive int"),
+        "LOCK_TIMEOUT": (_positive_number, "a positive number of seconds"),
+        "CONFLICT_RETRIES": (_positive_int, "a positive int"),
+    }
+    for name, (valid, expected) in rules.items():
+        if name in user and not valid(user[name]):
+            errors.append(
+                Error(
+                    f"{_setting(name)} = {user[name]!r} is not valid.",
+                    hint=f"Use {expected}; default: {DEFAULTS[name]!r}.",
+                    id="stealth_sessions.E005",
+                )
+            )
+    if errors:
+        return errors
+    errors += _check_cache()
+    errors += _check_flow_map()
+    return errors
+
+
+def _check_cache() -> list[CheckMessage]:
+    alias = conf.CACHE
+    caches = getattr(settings, "CACHES", {})
+    if alias not in caches:
+        return [
+            Error(
+                f"{_setting('CACHE')} names the cache {alias!r}, which is not in CACHES.",
+                hint=f"Add a django-redis cache named {alias!r} to CACHES, or point "
+                f"{_setting('CACHE')} at one.",
+                id="stealth_sessions.E001",
+            )
+        ]
+    config = caches[alias]
+    from django_redis.cache import RedisCache
+
+    try:
+        backend = import_string(config.get("BACKEND", ""))
+    except ImportError:
+        backend = None
+    if not (isinstance(backend, type) and issubclass(backend, RedisCache)):
+        return [
+            Error(
+                f"The cache {alias!r} uses {config.get('BACKEND')!r}, not django-redis.",
+                hint="Set its BACKEND to 'django_redis.cache.RedisCache'.",
+                id="stealth_sessions.E002",
+            )
+        ]
+    found: list[CheckMessage] = []
+    options = config.get("OPTIONS", {})
+    if options.get("IGNORE_EXCEPTIONS", getattr(settings, "DJANGO_REDIS_IGNORE_EXCEPTIONS", False)):
+        found.append(
+            Warning(
+                f"The cache {alias!r} has IGNORE_EXCEPTIONS on: for a plain cache an outage "
+                "reads as a miss, which for sessions would look like 'no session'.",
+                hint="stealth_sessions raises SessionStoreUnavailable either way; use a cache "
+                "without IGNORE_EXCEPTIONS for sessions so the rest of the project agrees.",
+                id="stealth_sessions.W001",
+            )
+        )
+    missing = [o for o in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT") if o not in options]
+    if missing:
+        found.append(
+            Warning(
+                f"The cache {alias!r} sets no {' or '.join(missing)}: when Redis stops "
+                "answering, session calls may hang instead of failing.",
+                hint="Add e.g. 'SOCKET_CONNECT_TIMEOUT': 2, 'SOCKET_TIMEOUT': 2 to its OPTIONS.",
+                id="stealth_sessions.W002",
+            )
+        )
+    from django.core.cache import caches as cache_handler
+
+    cache = cache_handler[alias]
+    probe = conf.KEY_NAMESPACE
+    if str(cache.make_key(probe + ":{x}")) != str(cache.make_key(probe)) + ":{x}":
+        found.append(
+            Error(
+                f"The KEY_FUNCTION of cache {alias!r} does not keep make_key(prefix + suffix) "
+                "== make_key(prefix) + suffix, which the key layout relies on.",
+                hint="Use django-redis's default key function, or one that only prepends.",
+                id="stealth_sessions.E004",
+            )
+        )
+    return found
+
+
+def _check_flow_map() -> list[CheckMessage]:
+    from .service import load_flow_map
+    from .signals import registered_actions
+
+    try:
+        flow_map = load_flow_map(conf.FLOW_MAP)
+    except (ImproperlyConfigured, Exception) as exc:  # a broken module may raise anything
+        return [
+            Error(
+                str(exc),
+                hint="Point STEALTH_SESSIONS['FLOW_MAP'] at a module-level FlowMap, "
+                "e.g. 'botproject.flows.flow_map'.",
+                id="stealth_sessions.E003",
+            )
+        ]
+    if flow_map is None:
+        return []
+    found: list[CheckMessage] = [
+        Error(problem, hint="Declare that state, or fix the reference.", id="stealth_sessions.E006")
+        for problem in flow_map.problems()
+    ]
+    for slug in registered_actions():
+        if slug not in flow_map:
+            found.append(
+                Warning(
+                    f"@on_enter({slug!r}) names a state the flow map does not declare: it "
+                    "will never run.",
+                    hint="Fix the slug or declare the state.",
+                    id="stealth_sessions.W003",
+                )
+            )
+    return found

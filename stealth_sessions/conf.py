@@ -1,0 +1,60 @@
+"""The ``STEALTH_SESSIONS`` settings dict, read at access time so ``override_settings`` works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    "CACHE": "default",
+    "SESSION_TTL": None,
+    "FLOW_MAP": None,
+    "KEY_NAMESPACE": "stealth",
+    "HISTORY_LENGTH": 50,
+    "LOCK_TIMEOUT": 30,
+    "CONFLICT_RETRIES": 20,
+}
+
+
+class Settings:
+    """One typed property per setting; each reads the user's dict on every access."""
+
+    def _get(self, name: str) -> Any:
+        user = getattr(django_settings, "STEALTH_SESSIONS", None) or {}
+        return user.get(name, DEFAULTS[name])
+
+    @property
+    def user_dict(self) -> dict[str, Any]:
+        return dict(getattr(django_settings, "STEALTH_SESSIONS", None) or {})
+
+    @property
+    def CACHE(self) -> str:
+        return self._get("CACHE")
+
+    @property
+    def SESSION_TTL(self) -> int | None:
+        return self._get("SESSION_TTL")
+
+    @property
+    def FLOW_MAP(self) -> str | None:
+        return self._get("FLOW_MAP")
+
+    @property
+    def KEY_NAMESPACE(self) -> str:
+        return self._get("KEY_NAMESPACE")
+
+    @property
+    def HISTORY_LENGTH(self) -> int:
+        return self._get("HISTORY_LENGTH")
+
+    @property
+    def LOCK_TIMEOUT(self) -> float:
+        return self._get("LOCK_TIMEOUT")
+
+    @property
+    def CONFLICT_RETRIES(self) -> int:
+        return self._get("CONFLICT_RETRIES")
+
+
+conf = Settings()

@@ -1,0 +1,43 @@
+"""One exception tree for everything the app raises on purpose."""
+
+from __future__ import annotations
+
+
+class StealthSessionsError(Exception):
+    """Base class of every error raised by stealth_sessions."""
+
+
+class InvalidSlug(StealthSessionsError, ValueError):
+    """A session slug is not of the form ``flow->state`` with identifier names."""
+
+
+class InvalidUserId(StealthSessionsError, ValueError):
+    """A user id is empty, too long, or contains whitespace or control characters."""
+
+
+class InvalidStateTransition(StealthSessionsError):
+    """The target flow or state is unknown, or the transition cannot be made."""
+
+
+class NoBackToSession(InvalidStateTransition):
+    """``step_back`` was called for a user with no stored back-to session."""
+
+
+class SessionConflict(StealthSessionsError):
+    """The stored session version is not the one the caller expected."""
+
+    def __init__(self, user_id: str, expected: int, actual: int) -> None:
+        self.user_id = user_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"Session of user {user_id!r} is at version {actual}, not the expected {expected}"
+        )
+
+
+class SessionLocked(StealthSessionsError):
+    """The per-user lock could not be acquired in time, or was lost before release."""
+
+
+class SessionStoreUnavailable(StealthSessionsError):
+    """Redis could not be reached or refused the command; nothing can be said of the session."""

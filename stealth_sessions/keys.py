@@ -1,0 +1,42 @@
+"""Redis key names, built in this one place. Pure Python: no I/O.
+
+Every name starts with ``base``, the cache's ``make_key(KEY_NAMESPACE)`` (so the cache's
+KEY_PREFIX and VERSION apply). A user's keys wrap the user id, as given, in a hash tag::
+
+    <base>:{<user_id>}            current slug, e.g. "hello->say_hola"
+    <base>:{<user_id>}:previous   previous slug
+    <base>:{<user_id>}:back_to    back-to slug
+    <base>:{<user_id>}:version    write counter
+    <base>:{<user_id>}:history    latest transitions (a list of JSON arrays)
+    <base>:{<user_id>}:lock       per-user lock
+
+The suffixes hold no ``}``, so no user id can produce another user's key names, whatever it
+contains. Indexes live under ``<base>:idx:`` (user keys always have ``{`` there).
+"""
+
+from __future__ import annotations
+
+USER_SUFFIXES = ("", ":previous", ":back_to", ":version", ":history")
+
+
+class KeySpace:
+    __slots__ = ("base", "user_prefix", "index_prefix")
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.user_prefix = base + ":{"
+        self.index_prefix = base + ":idx:"
+
+    def user_keys(self, user_id: str) -> tuple[str, str, str, str, str]:
+        """(current, previous, back_to, version, history)"""
+        k = f"{self.user_prefix}{user_id}}}"
+        return (k, k + ":previous", k + ":back_to", k + ":version", k + ":history")
+
+    def current(self, user_id: str) -> str:
+        return f"{self.user_prefix}{user_id}}}"
+
+    def lock(self, user_id: str) -> str:
+        return f"{self.user_prefix}{user_id}}}:lock"
+
+    def index(self, name: str) -> str:
+        return self.index_prefix + name

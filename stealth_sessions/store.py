@@ -1,0 +1,213 @@
+"""The only module that talks to Redis.
+
+Every per-user write is one Lua script: atomic, one round trip. Redis errors are wrapped once,
+here, as SessionStoreUnavailable, so an outage can never read as "no session".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import LockError, LockNotOwnedError, NoScriptError, RedisError
+
+from .exceptions import SessionLocked, SessionStoreUnavailable
+from .keys import KeySpace
+
+# Status codes returned by the scripts (see lua/*.lua).
+CONFLICT, UNCHANGED, SLID, WRITTEN, NO_SESSION = 0, 1, 2, 3, -1
+
+Row = list[Any]  # [status, current, previous, back_to, version, pttl] as the scripts return it
+
+
+class Script:
+    """A Lua script run with EVALSHA, loaded on first use (and again after SCRIPT FLUSH)."""
+
+    __slots__ = ("source", "sha")
+
+    def __init__(self, name: str) -> None:
+        lua = files(__package__).joinpath("lua")
+        self.source = lua.joinpath("prelude.lua").read_text() + lua.joinpath(name).read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+@cache
+def _scripts() -> dict[str, Script]:
+    names = ("read", "transition", "back_to", "reset", "count", "list")
+    return {name: Script(f"{name}.lua") for name in names}
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise SessionStoreUnavailable(f"Redis failed while {what}: {exc}") from exc
+
+
+def decode(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+class RedisStore:
+    """Raw session storage over a redis-py client. Knows keys and scripts, not flows or signals."""
+
+    def __init__(self, client: Redis, keys: KeySpace) -> None:
+        self.client = client
+        self.keys = keys
+        scripts = _scripts()
+        self._read = scripts["read"]
+        self._transition = scripts["transition"]
+        self._back_to = scripts["back_to"]
+        self._reset = scripts["reset"]
+        self._count = scripts["count"]
+        self._list = scripts["list"]
+        self._ix = keys.index_prefix
+
+    def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Row | None:
+        try:
+            return self._read(
+                self.client,
+                self.keys.user_keys(user_id),
+                (user_id, self._ix, ttl_ms or "", "1" if slide else "0"),
+            )
+        except RedisError as exc:
+            raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
+
+    def transition(
+        self,
+        user_id: str,
+        target: str,
+        *,
+        update: bool,
+        expected_version: int | None,
+        ttl_ms: int | None,
+        method: str,
+        history_length: int,
+    ) -> Row:
+        args = (
+            user_id,
+            self._ix,
+            ttl_ms or "",
+            target,
+            "update" if update else "step",
+            "" if expected_version is None else expected_version,
+            method,
+            history_length,
+        )
+        try:
+            return self._transition(self.client, self.keys.user_keys(user_id), args)
+        except RedisError as exc:
+            raise SessionStoreUnavailable(f"Redis failed while writing a session: {exc}") from exc
+
+    def set_back_to(
+        self, user_id: str, target: str, *, expected_version: int | None, ttl_ms: int | None
+    ) -> Row:
+        args = (
+            user_id,
+            self._ix,
+            ttl_ms or "",
+            target,
+            "" if expected_version is None else expected_version,
+        )
+        with translate_errors("writing a back-to session"):
+            return self._back_to(self.client, self.keys.user_keys(user_id), args)
+
+    def reset(self, user_id: str, *, expected_version: int | None) -> Row:
+        args = (user_id, self._ix, "" if expected_version is None else expected_version)
+        with translate_errors("resetting a session"):
+            return self._reset(self.client, self.keys.user_keys(user_id), args)
+
+    def history(self, user_id: str, limit: int) -> list[tuple[int, str, str | None, str]]:
+        with translate_errors("reading a session's history"):
+            raw = self.client.lrange(self.keys.user_keys(user_id)[4], 0, limit - 1)
+        return [tuple(json.loads(item)) for item in raw]  # type: ignore[misc]
+
+    def count_by_state(self) -> dict[str, int]:
+        with translate_errors("counting sessions"):
+            flat = self._count(self.client, (), (self._ix, self.keys.user_prefix))
+        return {decode(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
+
+    def list_sessions(
+        self,
+        index: str,
+        lex_min: str,
+        lex_max: bytes | str,
+        limit: int,
+        want_slug: str,
+        want_flow: str,
+    ) -> list[Row]:
+        args = (
+            self._ix,
+            self.keys.user_prefix,
+            index,
+            lex_min,
+            lex_max,
+            limit,
+            want_slug,
+            want_flow,
+        )
+        with translate_errors("listing sessions"):
+            return self._list(self.client, (), args)
+
+    # -- locks: redis-py's Lock (owner token, auto-release after timeout) -----------------
+
+    @contextmanager
+    def lock(self, user_id: str, timeout: float, blocking_timeout: float | None) -> Iterator[None]:
+        lock = self.client.lock(
+            self.keys.lock(user_id),
+            timeout=timeout,
+            blocking_timeout=blocking_timeout,
+            thread_local=False,
+        )
+        with translate_errors("acquiring a session lock"):
+            acquired = lock.acquire()
+        if not acquired:
+            raise SessionLocked(
+                f"Session of user {user_id!r} is locked; not acquired within {blocking_timeout}s"
+            )
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except LockNotOwnedError as exc:
+                raise SessionLocked(
+                    f"The lock on user {user_id!r} expired after {timeout}s, before it was "
+                    "released: another worker may have taken it meanwhile"
+                ) from exc
+            except (LockError, RedisError) as exc:
+                raise SessionStoreUnavailable(
+                    f"Redis failed while releasing a lock: {exc}"
+                ) from exc
+
+    def is_locked(self, user_id: str) -> bool:
+        with translate_errors("reading a session lock"):
+            return bool(self.client.exists(self.keys.lock(user_id)))
+
+    def ping(self) -> None:
+        with translate_errors("pinging"):
+            self.client.ping()
+
+
+def from_cache(alias: str, namespace: str) -> RedisStore:
+    """A store on the raw redis-py client of a django-redis cache."""
+    from django.core.cache import caches
+
+    cache_ = caches[alias]
+    client = cache_.client.get_client(write=True)  # type: ignore[attr-defined]
+    base = str(cache_.make_key(namespace))
+    return RedisStore(client, KeySpace(base))
