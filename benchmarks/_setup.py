@@ -1,0 +1,65 @@
+"""Shared by the benchmarks: a private redis-server and Django configured against it."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import django
+from django.conf import settings
+
+from botproject.redis_server import RedisServer
+
+
+def start_django(**stealth: object) -> RedisServer:
+    """Start a private redis-server and configure Django on it (once per process)."""
+    server = RedisServer().start()
+    os.environ["REDIS_URL"] = server.url
+    settings.configure(
+        USE_TZ=True,
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "stealth_sessions"],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        CACHES={
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": server.url,
+                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 5},
+            }
+        },
+        STEALTH_SESSIONS=stealth,
+    )
+    django.setup()
+    return server
+
+
+def rate(func: Callable[[int], None], n: int) -> float:
+    """Operations per second of ``func(i)`` for i in range(n)."""
+    start = time.perf_counter()
+    for i in range(n):
+        func(i)
+    return n / (time.perf_counter() - start)
+
+
+def compare(label: str, ours: Callable[[int], None], base: Callable[[int], None], n: int,
+            rounds: int = 7) -> float:
+    """Interleaved rounds of ours and the baseline; prints medians and the ratio of medians."""
+    ours_rates, base_rates = [], []
+    for _ in range(rounds):
+        base_rates.append(rate(base, n))
+        ours_rates.append(rate(ours, n))
+    o, b = statistics.median(ours_rates), statistics.median(base_rates)
+    ratios = sorted(x / y for x, y in zip(ours_rates, base_rates))
+    print(f"{label:<44} {o:>9,.0f}/s vs {b:>9,.0f}/s  ratio {o / b:5.0%} "
+          f"(per-round {ratios[0]:.0%}..{ratios[-1]:.0%})", flush=True)
+    return o / b
+
+
+def timed_ms(func: Callable[[], object], repeat: int = 21) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)

@@ -1,0 +1,125 @@
+"""System checks: each configuration mistake has a stable id and a hint."""
+
+import pytest
+from django.core.checks import run_checks
+
+from stealth_sessions import signals
+from stealth_sessions.checks import check_settings
+
+REDIS = "django_redis.cache.RedisCache"
+
+
+def ids(messages=None):
+    return sorted(m.id for m in (check_settings() if messages is None else messages))
+
+
+def cache(location, **options):
+    return {"BACKEND": REDIS, "LOCATION": location, "OPTIONS": options}
+
+
+@pytest.fixture
+def good_cache(settings):
+    location = settings.CACHES["default"]["LOCATION"]
+    return lambda **options: cache(
+        location, SOCKET_TIMEOUT=1, SOCKET_CONNECT_TIMEOUT=1, **options
+    )
+
+
+def test_the_test_settings_pass(settings):
+    assert ids() == []
+    assert [m for m in run_checks() if m.id.startswith("stealth_sessions")] == []
+
+
+def test_e001_missing_cache_alias(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "CACHE": "sessions"}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.E001"
+    assert "'sessions'" in message.msg and message.hint
+
+
+def test_e002_cache_not_django_redis(settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "CACHE": "local"}
+    assert ids() == ["stealth_sessions.E002"]
+
+
+def test_w001_ignore_exceptions(settings, good_cache):
+    settings.CACHES = {"default": good_cache(IGNORE_EXCEPTIONS=True)}
+    assert ids() == ["stealth_sessions.W001"]
+
+
+def test_w002_no_socket_timeouts(settings):
+    settings.CACHES = {"default": cache(settings.CACHES["default"]["LOCATION"])}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.W002"
+    assert "SOCKET_CONNECT_TIMEOUT or SOCKET_TIMEOUT" in message.msg
+
+
+def test_e003_flow_map_cannot_be_imported(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "FLOW_MAP": "tests.nope.flow_map"}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.E003"
+    assert "STEALTH_SESSIONS['FLOW_MAP'] = 'tests.nope.flow_map' could not be imported" in (
+        message.msg
+    )
+
+
+def test_e003_flow_map_is_not_a_flow_map(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "FLOW_MAP": "tests.settings.DEBUG"}
+    assert ids() == ["stealth_sessions.E003"]
+
+
+def test_e004_key_function_that_does_not_prepend(settings, good_cache):
+    settings.CACHES = {"default": {**good_cache(), "KEY_FUNCTION": "tests.test_checks.reversing"}}
+    assert ids() == ["stealth_sessions.E004"]
+
+
+def reversing(key, key_prefix, version):
+    return f"{key[::-1]}:{version}"
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("SESSION_TTL", 0),
+        ("SESSION_TTL", "1h"),
+        ("SESSION_TTL", True),
+        ("HISTORY_LENGTH", -1),
+        ("KEY_NAMESPACE", "a{b}"),
+        ("KEY_NAMESPACE", ""),
+        ("LOCK_TIMEOUT", 0),
+        ("CONFLICT_RETRIES", 0),
+        ("CACHE", 3),
+        ("FLOW_MAP", 3),
+        ("SESION_TTL", 60),
+    ],
+)
+def test_e005_malformed_values_and_unknown_names(settings, name, value):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, name: value}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.E005"
+    assert name in message.msg
+
+
+def test_e006_flow_map_references_an_undeclared_state(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "FLOW_MAP": "tests.test_checks.broken"}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.E006"
+    assert "x->a fails_to 'x->nowhere'" in message.msg
+
+
+def test_w003_on_enter_for_an_undeclared_state(settings):
+    signals.on_enter("hello->nope")(lambda **kw: None)
+    try:
+        assert ids() == ["stealth_sessions.W003"]
+    finally:
+        signals._actions.pop("hello->nope")
+
+
+from stealth_sessions.flows import FlowMap, State  # noqa: E402
+
+broken = FlowMap()
+broken.flow("x", [State("a", fails_to="nowhere")])

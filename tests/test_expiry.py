@@ -1,0 +1,81 @@
+"""Rule 7: expiry is a setting; writes set it and get slides it, on all of a user's keys."""
+
+import time
+
+import pytest
+from django.core.cache import caches
+
+from stealth_sessions.service import get_session_service
+
+SUFFIXES = ["", ":previous", ":back_to", ":version", ":history"]
+
+
+def pttls(redis_client, user_id):
+    return [redis_client.pttl(caches["default"].make_key(f"stealth:{{{user_id}}}{s}")) for s in SUFFIXES]
+
+
+@pytest.fixture
+def expiring(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 600}
+    return get_session_service()
+
+
+def full_session(service, user_id="u"):
+    service.step_to(user_id, slug="hello->say_hello")
+    service.step_to(user_id, slug="hello->ask_name")
+    service.set_back_to(user_id, slug="hello->say_hello")
+
+
+def test_by_default_nothing_expires(service, redis_client):
+    full_session(service)
+    assert pttls(redis_client, "u") == [-1] * 5
+    assert service.get("u").ttl is None
+
+
+def test_every_write_sets_the_expiry_on_all_keys_together(expiring, redis_client):
+    full_session(expiring)
+    assert all(595_000 < t <= 600_000 for t in pttls(redis_client, "u"))
+    assert expiring.get("u").ttl == 600
+
+
+def test_get_slides_the_expiry_of_all_keys_together(expiring, redis_client):
+    full_session(expiring)
+    for suffix in SUFFIXES:
+        redis_client.pexpire(caches["default"].make_key(f"stealth:{{u}}{suffix}"), 5_000)
+    assert expiring.get("u").ttl == 600
+    assert all(595_000 < t <= 600_000 for t in pttls(redis_client, "u"))
+
+
+def test_peek_does_not_slide(expiring, redis_client):
+    full_session(expiring)
+    redis_client.pexpire(caches["default"].make_key("stealth:{u}"), 5_000)
+    assert expiring.peek("u").ttl == 5
+
+
+def test_a_write_with_no_expiry_clears_any_left_on_the_keys(expiring, settings, redis_client):
+    full_session(expiring)
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": None}
+    get_session_service().step_to("u", slug="hello->get_name")
+    assert pttls(redis_client, "u") == [-1] * 5
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 600}
+    get_session_service().get("u")
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": None}
+    get_session_service().set_back_to("u", slug="hello->ask_name")
+    assert pttls(redis_client, "u") == [-1] * 5
+
+
+def test_an_expired_session_is_gone_with_its_previous_and_excluded_everywhere(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1}
+    service = get_session_service()
+    full_session(service, "short")
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": None}
+    service = get_session_service()
+    service.step_to("stays", slug="hello->ask_name")
+    time.sleep(1.1)
+    assert service.count_by_state() == {"hello->ask_name": 1}
+    assert [s.user_id for s in service.list_sessions()[0]] == ["stays"]
+    assert [s.user_id for s in service.list_sessions(slug="hello->ask_name")[0]] == ["stays"]
+    assert service.get("short") is None
+    assert service.history("short") == []
+    session = service.step_to("short", slug="hello->say_hello")
+    assert (session.previous, session.back_to, session.version) == (None, None, 1)
