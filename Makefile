@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint install clean
+.PHONY: test demo bench lint install clean wheel-check
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ demo: $(STAMP)
 ## make bench: the benchmarks, printing ratios against raw redis-py from the same run
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+## make wheel-check: build the wheel, install it in a clean venv, import it from elsewhere
+wheel-check: $(STAMP)
+	rm -rf var/wheel && mkdir -p var
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir var/wheel .
+	$(PYTHON) -m venv var/wheel/venv
+	var/wheel/venv/bin/python -m pip install --quiet var/wheel/*.whl
+	cd var/wheel && venv/bin/python $(CURDIR)/.ci/check_wheel.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -42,18 +42,24 @@ def rate(func: Callable[[int], None], n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def compare(label: str, ours: Callable[[int], None], base: Callable[[int], None], n: int,
-            rounds: int = 7) -> float:
-    """Interleaved rounds of ours and the baseline; prints medians and the ratio of medians."""
+def compare(
+    label: str, ours: Callable[[int], None], base: Callable[[int], None], n: int, rounds: int = 21
+) -> float:
+    """Short interleaved rounds of the baseline and ours, so that a noisy neighbour slows both
+    alike; prints the median rates and the median of the per-round ratios."""
     ours_rates, base_rates = [], []
     for _ in range(rounds):
         base_rates.append(rate(base, n))
         ours_rates.append(rate(ours, n))
     o, b = statistics.median(ours_rates), statistics.median(base_rates)
     ratios = sorted(x / y for x, y in zip(ours_rates, base_rates))
-    print(f"{label:<44} {o:>9,.0f}/s vs {b:>9,.0f}/s  ratio {o / b:5.0%} "
-          f"(per-round {ratios[0]:.0%}..{ratios[-1]:.0%})", flush=True)
-    return o / b
+    ratio = statistics.median(ratios)
+    print(
+        f"{label:<40} {o:>8,.0f}/s vs {b:>8,.0f}/s  ratio {ratio:4.0%} "
+        f"(quartiles {ratios[len(ratios) // 4]:.0%}..{ratios[3 * len(ratios) // 4]:.0%})",
+        flush=True,
+    )
+    return ratio
 
 
 def timed_ms(func: Callable[[], object], repeat: int = 21) -> float:

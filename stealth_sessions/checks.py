@@ -58,6 +58,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         "HISTORY_LENGTH": (_positive_int, "a positive int"),
         "LOCK_TIMEOUT": (_positive_number, "a positive number of seconds"),
         "CONFLICT_RETRIES": (_positive_int, "a positive int"),
+        "SCHEDULER": (lambda v: v is None or isinstance(v, str), "None or a dotted path"),
+        "SCHEDULER_QUEUE": (lambda v: isinstance(v, str) and v != "", "a queue name"),
+        "STEP_SWEEP_GRACE": (_positive_number, "a positive number of seconds"),
+        "STEP_OUTCOMES_LENGTH": (_positive_int, "a positive int"),
+        "STEP_OUTCOMES_TTL": (_positive_int, "a positive int (s)"),
     }
     for name, (valid, expected) in rules.items():
         if name in user and not valid(user[name]):
@@ -72,6 +77,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return errors
     errors += _check_cache()
     errors += _check_flow_map()
+    errors += _check_scheduler()
     return errors
 
 
@@ -172,3 +178,29 @@ def _check_flow_map() -> list[CheckMessage]:
                 )
             )
     return found
+
+
+def _check_scheduler() -> list[CheckMessage]:
+    """E011: the engine class is unusable; then the engine's own checks (RQ: E010, E011)."""
+    from .scheduling.base import StepScheduler
+
+    path = conf.SCHEDULER
+    if path is None:
+        return []
+    try:
+        engine = import_string(path)
+    except ImportError as exc:
+        problem = f"could not be imported: {exc}"
+    else:
+        if isinstance(engine, type) and issubclass(engine, StepScheduler):
+            return engine().check()
+        problem = "is not a stealth_sessions.scheduling.StepScheduler subclass"
+    return [
+        Error(
+            f"{_setting('SCHEDULER')} = {path!r} {problem}.",
+            hint="Use the default 'stealth_sessions.scheduling.rq_engine.RQStepScheduler' "
+            "(needs django-rq), your own StepScheduler subclass, or None to disable "
+            "scheduled steps.",
+            id="stealth_sessions.E011",
+        )
+    ]

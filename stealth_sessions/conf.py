@@ -14,6 +14,12 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_LENGTH": 50,
     "LOCK_TIMEOUT": 30,
     "CONFLICT_RETRIES": 20,
+    # Scheduled steps (step_to_in / step_to_at): see docs/scheduling.md.
+    "SCHEDULER": "stealth_sessions.scheduling.rq_engine.RQStepScheduler",
+    "SCHEDULER_QUEUE": "default",
+    "STEP_SWEEP_GRACE": 300,
+    "STEP_OUTCOMES_LENGTH": 20,
+    "STEP_OUTCOMES_TTL": 30 * 24 * 3600,
 }
 
 
@@ -55,6 +61,31 @@ class Settings:
     @property
     def CONFLICT_RETRIES(self) -> int:
         return self._get("CONFLICT_RETRIES")
+
+    # -- scheduled steps -----------------------------------------------------------------
+
+    @property
+    def SCHEDULER(self) -> str | None:
+        """Dotted path of the StepScheduler class handing due steps to a task engine."""
+        return self._get("SCHEDULER")
+
+    @property
+    def SCHEDULER_QUEUE(self) -> str:
+        """The engine's queue for step jobs (for RQ: a key of RQ_QUEUES)."""
+        return self._get("SCHEDULER_QUEUE")
+
+    @property
+    def STEP_SWEEP_GRACE(self) -> float:
+        """Seconds past due after which the sweep hands a still-pending step to the engine again."""
+        return self._get("STEP_SWEEP_GRACE")
+
+    @property
+    def STEP_OUTCOMES_LENGTH(self) -> int:
+        return self._get("STEP_OUTCOMES_LENGTH")
+
+    @property
+    def STEP_OUTCOMES_TTL(self) -> int:
+        return self._get("STEP_OUTCOMES_TTL")
 
 
 conf = Settings()

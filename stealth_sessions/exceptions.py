@@ -41,3 +41,11 @@ class SessionLocked(StealthSessionsError):
 
 class SessionStoreUnavailable(StealthSessionsError):
     """Redis could not be reached or refused the command; nothing can be said of the session."""
+
+
+# -- scheduled steps ------------------------------------------------------------------------
+
+
+class InvalidSchedule(StealthSessionsError, ValueError):
+    """A scheduled step's time is unusable: a naive datetime, a delay that is not > 0, or a
+    value that is neither a number of seconds, a timedelta nor a datetime."""

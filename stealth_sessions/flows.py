@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -88,6 +89,8 @@ class FlowMap:
 
     def __init__(self) -> None:
         self._flows: dict[str, dict[str, State]] = {}
+        # Declared slug -> where a step into it lands; built on first use (hot path of get).
+        self._landing: dict[str, str] | None = None
 
     def flow(self, name: str, states: Sequence[str | State]) -> tuple[State, ...]:
         """Declare flow ``name`` with its states in order; the first is the initial state."""
@@ -110,6 +113,7 @@ class FlowMap:
                 state.redirects_to = _full_slug(name, src.redirects_to, "redirects_to", src.name)
             declared[state.name] = state
         self._flows[name] = declared
+        self._landing = None
         try:
             for state in declared.values():
                 if state.redirects_to:
@@ -158,8 +162,22 @@ class FlowMap:
         index = min(max(names.index(state) + n, 0), len(names) - 1)
         return slugify(flow, names[index])
 
+    def landing(self, slug: str) -> str | None:
+        """Where a step into ``slug`` lands (itself, or the end of its redirects); None if
+        ``slug`` is not declared or its redirects lead nowhere. A dict lookup: hot path."""
+        if self._landing is None:
+            landing = {}
+            for state in self:
+                with contextlib.suppress(InvalidStateTransition):
+                    landing[state.slug] = self._follow_redirects(state.slug, strict=True)
+            self._landing = landing
+        return self._landing.get(slug)
+
     def resolve(self, slug: str) -> str:
         """The slug a step into ``slug`` lands on: ``slug`` itself, or the end of its redirects."""
+        landing = self.landing(slug) if isinstance(slug, str) else None
+        if landing is not None:
+            return landing
         flow, state = parse(slug)
         self.validate(flow, state)
         return self._follow_redirects(slug, strict=True)

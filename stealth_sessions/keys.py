@@ -9,9 +9,13 @@ KEY_PREFIX and VERSION apply). A user's keys wrap the user id, as given, in a ha
     <base>:{<user_id>}:version    write counter
     <base>:{<user_id>}:history    latest transitions (a list of JSON arrays)
     <base>:{<user_id>}:lock       per-user lock
+    <base>:{<user_id>}:steps      pending scheduled steps: step id -> JSON record (no TTL)
+    <base>:{<user_id>}:step_outcomes  latest outcomes of scheduled steps (a list of JSON arrays)
 
 The suffixes hold no ``}``, so no user id can produce another user's key names, whatever it
-contains. Indexes live under ``<base>:idx:`` (user keys always have ``{`` there).
+contains. Indexes live under ``<base>:idx:`` (user keys always have ``{`` there); the
+scheduled steps' sweep index is ``<base>:idx:steps``, a ZSET of ``<step_id>:<user_id>`` scored
+by the time (ms) the sweep should next look at the step.
 """
 
 from __future__ import annotations
@@ -40,3 +44,20 @@ class KeySpace:
 
     def index(self, name: str) -> str:
         return self.index_prefix + name
+
+    # -- scheduled steps (never given a TTL: they must outlive the session) ----------------
+
+    def steps(self, user_id: str) -> str:
+        return f"{self.user_prefix}{user_id}}}:steps"
+
+    def step_outcomes(self, user_id: str) -> str:
+        return f"{self.user_prefix}{user_id}}}:step_outcomes"
+
+    @property
+    def steps_index(self) -> str:
+        return self.index_prefix + "steps"
+
+    @staticmethod
+    def step_member(user_id: str, step_id: str) -> str:
+        """The sweep index member; step ids hold no ``:``, so it splits back unambiguously."""
+        return f"{step_id}:{user_id}"

@@ -5,6 +5,12 @@ pre_transition   user_id, source, target, method, run_action
 post_transition  user_id, source, target, method, run_action, session
                  sent after the write; receivers' exceptions propagate (the write stays)
 session_reset    user_id, session (the one removed)
+step_scheduled   user_id, step (a ScheduledStep); sent after it was stored
+scheduled_step_cancelled
+                 user_id, step (the ScheduledStep removed); by cancel_scheduled() and reset()
+
+A scheduled step firing sends pre_transition/post_transition like step_to, with
+method="step_to_in" or "step_to_at" and run_action=True.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from django.dispatch import Signal
 
 from .slugs import parse
 
-pre_transition = Signal()
-post_transition = Signal()
-session_reset = Signal()
+pre_transition = Signal(use_caching=True)
+post_transition = Signal(use_caching=True)
+session_reset = Signal(use_caching=True)
+step_scheduled = Signal(use_caching=True)
+scheduled_step_cancelled = Signal(use_caching=True)
 
 Action = Callable[..., Any]
 _actions: dict[str, list[Action]] = {}

@@ -22,6 +22,8 @@ from .keys import KeySpace
 
 # Status codes returned by the scripts (see lua/*.lua).
 CONFLICT, UNCHANGED, SLID, WRITTEN, NO_SESSION = 0, 1, 2, 3, -1
+# transition.lua firing a scheduled step: already applied or cancelled; dropped (if_unchanged).
+STEP_GONE, STEP_DROPPED = -2, -3
 
 Row = list[Any]  # [status, current, previous, back_to, version, pttl] as the scripts return it
 
@@ -81,7 +83,7 @@ class RedisStore:
         try:
             return self._read(
                 self.client,
-                self.keys.user_keys(user_id),
+                (self.keys.current(user_id),),
                 (user_id, self._ix, ttl_ms or "", "1" if slide else "0"),
             )
         except RedisError as exc:
@@ -97,8 +99,9 @@ class RedisStore:
         ttl_ms: int | None,
         method: str,
         history_length: int,
+        step: tuple[str, bool, str | None] | None = None,
     ) -> Row:
-        args = (
+        args: tuple[Any, ...] = (
             user_id,
             self._ix,
             ttl_ms or "",
@@ -108,8 +111,10 @@ class RedisStore:
             method,
             history_length,
         )
+        if step is not None:  # a scheduled step firing: (step id, if_unchanged, source)
+            args += (step[0], "1" if step[1] else "0", step[2] or "")
         try:
-            return self._transition(self.client, self.keys.user_keys(user_id), args)
+            return self._transition(self.client, (self.keys.current(user_id),), args)
         except RedisError as exc:
             raise SessionStoreUnavailable(f"Redis failed while writing a session: {exc}") from exc
 
@@ -124,17 +129,17 @@ class RedisStore:
             "" if expected_version is None else expected_version,
         )
         with translate_errors("writing a back-to session"):
-            return self._back_to(self.client, self.keys.user_keys(user_id), args)
+            return self._back_to(self.client, (self.keys.current(user_id),), args)
 
     def reset(self, user_id: str, *, expected_version: int | None) -> Row:
         args = (user_id, self._ix, "" if expected_version is None else expected_version)
         with translate_errors("resetting a session"):
-            return self._reset(self.client, self.keys.user_keys(user_id), args)
+            return self._reset(self.client, (self.keys.current(user_id),), args)
 
     def history(self, user_id: str, limit: int) -> list[tuple[int, str, str | None, str]]:
         with translate_errors("reading a session's history"):
             raw = self.client.lrange(self.keys.user_keys(user_id)[4], 0, limit - 1)
-        return [tuple(json.loads(item)) for item in raw]  # type: ignore[misc]
+        return [tuple(json.loads(item)) for item in raw]
 
     def count_by_state(self) -> dict[str, int]:
         with translate_errors("counting sessions"):
@@ -201,6 +206,122 @@ class RedisStore:
     def ping(self) -> None:
         with translate_errors("pinging"):
             self.client.ping()
+
+    # -- scheduled steps ------------------------------------------------------------------
+    # A user's pending steps: the hash <user>:steps (step id -> JSON record), no TTL, plus the
+    # sweep index <base>:idx:steps. Outcomes: the bounded list <user>:step_outcomes. Firing
+    # goes through transition() with step=..., which takes the record atomically.
+
+    def add_step(
+        self,
+        user_id: str,
+        step_id: str,
+        target: str,
+        *,
+        due_ms: int,
+        created_ms: int,
+        if_unchanged: bool,
+        method: str,
+        sweep_after_ms: int,
+    ) -> str | None:
+        """Store a pending step; returns the user's current slug (its recorded source)."""
+        args = (
+            self.keys.steps_index,
+            user_id,
+            step_id,
+            target,
+            due_ms,
+            created_ms,
+            "1" if if_unchanged else "0",
+            method,
+            sweep_after_ms,
+        )
+        script = _step_script("step_add")
+        with translate_errors("scheduling a step"):
+            return decode(script(self.client, (self.keys.current(user_id),), args))
+
+    def steps(self, user_id: str) -> dict[str, dict[str, Any]]:
+        """The user's pending steps: ``{step id: record}``."""
+        with translate_errors("reading scheduled steps"):
+            raw = self.client.hgetall(self.keys.steps(user_id))
+        return {decode(k): json.loads(v) for k, v in raw.items()}  # type: ignore[misc]
+
+    def step(self, user_id: str, step_id: str) -> dict[str, Any] | None:
+        with translate_errors("reading a scheduled step"):
+            raw = self.client.hget(self.keys.steps(user_id), step_id)
+        return None if raw is None else json.loads(raw)
+
+    def steps_of(self, members: Sequence[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        """The records of ``(user_id, step_id)`` pairs, in one round trip (None: gone)."""
+        with translate_errors("reading scheduled steps"):
+            pipe = self.client.pipeline(transaction=False)
+            for user_id, step_id in members:
+                pipe.hget(self.keys.steps(user_id), step_id)
+            raw = pipe.execute()
+        return [None if r is None else json.loads(r) for r in raw]
+
+    def remove_steps(
+        self,
+        user_id: str,
+        step_ids: Sequence[str],
+        *,
+        now_ms: int,
+        outcome: str,
+        reason: str,
+        keep: int,
+        ttl_ms: int,
+    ) -> dict[str, dict[str, Any]]:
+        """Remove the given pending steps (none given: all), recording ``outcome``; returns
+        those removed by this call (not those already gone)."""
+        args = (self.keys.steps_index, user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
+        with translate_errors("removing scheduled steps"):
+            flat = _step_script("step_remove")(self.client, (self.keys.current(user_id),), args)
+        return {decode(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
+
+    def record_step_outcome(
+        self, user_id: str, entry: Sequence[Any], *, keep: int, ttl_ms: int
+    ) -> None:
+        key = self.keys.step_outcomes(user_id)
+        with translate_errors("recording a step outcome"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.lpush(key, json.dumps(list(entry)))
+            pipe.ltrim(key, 0, keep - 1)
+            pipe.pexpire(key, ttl_ms)
+            pipe.execute()
+
+    def step_outcomes(self, user_id: str, limit: int) -> list[list[Any]]:
+        """``[at ms, step id, target, outcome, reason]`` entries, newest first."""
+        with translate_errors("reading step outcomes"):
+            raw = self.client.lrange(self.keys.step_outcomes(user_id), 0, limit - 1)
+        return [json.loads(item) for item in raw]
+
+    def claim_overdue_steps(
+        self, before_ms: int, next_look_ms: int, limit: int
+    ) -> list[tuple[str, str]]:
+        """For the sweep: ``(user_id, step_id)`` of indexed steps scored at or before
+        ``before_ms``, re-scored to ``next_look_ms`` so no other sweep claims them meanwhile."""
+        args = (self.keys.steps_index, before_ms, next_look_ms, limit)
+        with translate_errors("sweeping scheduled steps"):
+            members = _step_script("step_sweep")(self.client, (), args)
+        claimed = []
+        for member in members:
+            step_id, _, user_id = member.decode("utf-8", "replace").partition(":")
+            claimed.append((user_id, step_id))
+        return claimed
+
+    def forget_step(self, user_id: str, step_id: str) -> None:
+        """Drop a sweep index entry whose step is gone (applied, cancelled, deleted by hand)."""
+        with translate_errors("sweeping scheduled steps"):
+            self.client.zrem(self.keys.steps_index, self.keys.step_member(user_id, step_id))
+
+    def pending_steps_count(self) -> int:
+        with translate_errors("counting scheduled steps"):
+            return int(self.client.zcard(self.keys.steps_index))
+
+
+@cache
+def _step_script(name: str) -> Script:
+    return Script(f"{name}.lua")
 
 
 def from_cache(alias: str, namespace: str) -> RedisStore:

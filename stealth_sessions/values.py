@@ -29,3 +29,35 @@ class Transition:
     source: str | None
     target: str
     method: str
+
+
+# -- scheduled steps ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledStep:
+    """A pending ``step_to_in``/``step_to_at``: ``target`` is the resolved slug, ``due`` and
+    ``created`` are aware UTC datetimes. ``if_unchanged`` steps fire only if the user is still
+    at ``source``, the slug they had when it was scheduled (None: they had no session)."""
+
+    id: str
+    user_id: str
+    target: str
+    due: datetime
+    created: datetime
+    if_unchanged: bool
+    method: str = "step_to_in"
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What became of a scheduled step, newest first in ``scheduled_step_outcomes()``.
+    ``outcome`` is "applied", "dropped" (if_unchanged, the user moved on), "failed" (``reason``
+    says why) or "cancelled"."""
+
+    at: datetime
+    step_id: str
+    target: str
+    outcome: str
+    reason: str

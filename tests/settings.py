@@ -68,3 +68,12 @@ TEMPLATES = [
 ]
 STATIC_URL = "/static/"
 RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+
+# -- the HTTP API (stealth_sessions.api) ------------------------------------------------------
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # the API's offline Swagger UI / Redoc
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "stealth_sessions API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}

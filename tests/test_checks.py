@@ -20,9 +20,7 @@ def cache(location, **options):
 @pytest.fixture
 def good_cache(settings):
     location = settings.CACHES["default"]["LOCATION"]
-    return lambda **options: cache(
-        location, SOCKET_TIMEOUT=1, SOCKET_CONNECT_TIMEOUT=1, **options
-    )
+    return lambda **options: cache(location, SOCKET_TIMEOUT=1, SOCKET_CONNECT_TIMEOUT=1, **options)
 
 
 def test_the_test_settings_pass(settings):
@@ -105,7 +103,10 @@ def test_e005_malformed_values_and_unknown_names(settings, name, value):
 
 
 def test_e006_flow_map_references_an_undeclared_state(settings):
-    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "FLOW_MAP": "tests.test_checks.broken"}
+    settings.STEALTH_SESSIONS = {
+        **settings.STEALTH_SESSIONS,
+        "FLOW_MAP": "tests.test_checks.broken",
+    }
     [message] = check_settings()
     assert message.id == "stealth_sessions.E006"
     assert "x->a fails_to 'x->nowhere'" in message.msg

@@ -11,7 +11,9 @@ SUFFIXES = ["", ":previous", ":back_to", ":version", ":history"]
 
 
 def pttls(redis_client, user_id):
-    return [redis_client.pttl(caches["default"].make_key(f"stealth:{{{user_id}}}{s}")) for s in SUFFIXES]
+    return [
+        redis_client.pttl(caches["default"].make_key(f"stealth:{{{user_id}}}{s}")) for s in SUFFIXES
+    ]
 
 
 @pytest.fixture

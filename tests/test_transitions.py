@@ -48,8 +48,12 @@ def test_a_state_alone_needs_a_session(service):
 
 @pytest.mark.parametrize(
     "target",
-    [{}, {"slug": "hello->say_hello", "flow": "hello"}, {"slug": "a->b", "state": "x"},
-     {"session": None, "slug": None}],
+    [
+        {},
+        {"slug": "hello->say_hello", "flow": "hello"},
+        {"slug": "a->b", "state": "x"},
+        {"session": None, "slug": None},
+    ],
 )
 def test_no_target_or_two_kinds_of_target_is_a_type_error(service, target):
     with pytest.raises(TypeError, match="exactly one target"):
@@ -320,7 +324,9 @@ def test_step_back_follows_redirects(service):
     from django.core.cache import caches
     from django_redis import get_redis_connection
 
-    get_redis_connection().set(caches["default"].make_key("stealth:{u}:back_to"), "goodbye->renamed")
+    get_redis_connection().set(
+        caches["default"].make_key("stealth:{u}:back_to"), "goodbye->renamed"
+    )
     assert service.step_back("u").slug == "goodbye->old_bye"
 
 

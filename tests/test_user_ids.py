@@ -19,8 +19,23 @@ GOOD = [
     "%2F..%00",
     "x" * 256,
 ]
-BAD = ["", " ", "a b", "tab\there", "new\nline", "nul\x00", "\x7f", "\x85", "\u2028", "x" * 257,
-       "x" * 10_000, "\ud800", None, 42, b"bytes"]
+BAD = [
+    "",
+    " ",
+    "a b",
+    "tab\there",
+    "new\nline",
+    "nul\x00",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "x" * 257,
+    "x" * 10_000,
+    "\ud800",
+    None,
+    42,
+    b"bytes",
+]
 
 
 @pytest.mark.parametrize("user_id", GOOD)

@@ -1,5 +1,6 @@
 -- Shared by every script (prepended by store.py). Key layout: see keys.py.
--- KEYS, for the per-user scripts: current, previous, back_to, version, history.
+-- Per-user scripts get one key, the user's current-slug key; the user's other keys are named
+-- from it (same hash tag, so the same cluster slot).
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -10,7 +11,12 @@ local function flow_of(slug)
   return string.match(slug, '^([%a_][%w_]*)%->[%a_][%w_]*$')
 end
 
+local function user_keys(k)
+  return {k, k .. ':previous', k .. ':back_to', k .. ':version', k .. ':history'}
+end
+
 -- Bring the indexes in line with the user's current slug (false: the user has no session).
+-- Returns whether anything changed.
 local function reindex(ix, uid, slug)
   local old = redis.call('HGET', ix .. 'slug_of', uid)
   if old == slug then return false end
@@ -28,7 +34,7 @@ local function reindex(ix, uid, slug)
     if f then redis.call('ZADD', ix .. 'flow:' .. f, 0, uid) end
     redis.call('HINCRBY', ix .. 'counts', slug, 1)
     redis.call('HSET', ix .. 'slug_of', uid, slug)
-    redis.call('ZADD', ix .. 'all', 0, uid)
+    if not old then redis.call('ZADD', ix .. 'all', 0, uid) end
   else
     redis.call('HDEL', ix .. 'slug_of', uid)
     redis.call('ZREM', ix .. 'all', uid)
@@ -37,21 +43,19 @@ local function reindex(ix, uid, slug)
   return true
 end
 
--- Give all of the user's keys the same expiry (ttl in ms), or none (ttl false), and record it.
-local function expire_all(ix, uid, ttl, now)
-  for i = 1, 5 do
-    if ttl then redis.call('PEXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
-  end
-  if ttl then
-    redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
-  else
-    redis.call('ZREM', ix .. 'expiry', uid)
-  end
+-- Give all of the user's keys the same expiry (ttl in ms) and record it for purge_expired.
+local function expire_all(k, ix, uid, ttl, now)
+  for _, key in ipairs(user_keys(k)) do redis.call('PEXPIRE', key, ttl) end
+  redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
 end
 
-local function snapshot(status, cur, ver)
-  return {status, cur, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), ver,
-          redis.call('PTTL', KEYS[1])}
+-- With no expiry configured: clear any expiry left from an earlier setting (had_ttl: the
+-- current key had one before this write).
+local function persist_all(k, ix, uid, had_ttl)
+  if had_ttl then
+    for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
+    redis.call('ZREM', ix .. 'expiry', uid)
+  end
 end
 
 -- Drop from the indexes the users whose keys Redis has expired (up: user key prefix).

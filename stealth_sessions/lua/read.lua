@@ -1,15 +1,14 @@
+-- KEYS[1]: the user's current-slug key.
 -- ARGV: user_id, index prefix, ttl ms ('' = none), slide ('1': get, '0': peek)
-local uid, ix, slide = ARGV[1], ARGV[2], ARGV[4] == '1'
+-- Returns false without a session, else {3, current, previous, back_to, version, pttl}.
+local k, uid, ix, slide = KEYS[1], ARGV[1], ARGV[2], ARGV[4] == '1'
 local ttl = tonumber(ARGV[3])
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  if slide then reindex(ix, uid, false) end
-  return false
-end
-local ver = tonumber(redis.call('GET', KEYS[4]) or '0')
+local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version')
+local cur, ver = v[1], tonumber(v[4] or '0')
 if slide then
-  -- A slug written by hand (redis-cli) is a write: index it and count it as a version.
-  if reindex(ix, uid, cur) then ver = redis.call('INCR', KEYS[4]) end
-  if ttl then expire_all(ix, uid, ttl, now_ms()) end
+  -- A slug written or deleted by hand (redis-cli) is a write: index it, count it as a version.
+  if reindex(ix, uid, cur) and cur then ver = redis.call('INCR', k .. ':version') end
+  if cur and ttl then expire_all(k, ix, uid, ttl, now_ms()) end
 end
-return snapshot(3, cur, ver)
+if not cur then return false end
+return {3, cur, v[2], v[3], ver, redis.call('PTTL', k)}

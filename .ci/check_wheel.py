@@ -1,0 +1,14 @@
+"""Run from outside the checkout with the installed wheel: the package carries its data files."""
+
+from importlib.resources import files
+
+import stealth_sessions
+from stealth_sessions import store
+
+assert "site-packages" in stealth_sessions.__file__, stealth_sessions.__file__
+package = files("stealth_sessions")
+for name in ("py.typed", "migrations/0001_initial.py"):
+    assert package.joinpath(name).is_file(), name
+scripts = store._scripts()
+assert scripts and all("redis.call" in s.source for s in scripts.values())
+print(f"wheel OK: {stealth_sessions.__file__}, {len(scripts)} Lua scripts")

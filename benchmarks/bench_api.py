@@ -1,0 +1,221 @@
+"""The HTTP API under gunicorn and wrk, against a bare Django view doing the same Redis op.
+
+Both run in the same gunicorn (botproject settings, DEBUG off, a private redis-server, a
+temporary SQLite database), measured in interleaved rounds on loopback:
+
+    GET  /api/sessions/<id>/           token auth, vs  GET  /bare/<id>/  (one redis GET)
+    POST /api/sessions/<id>/step_to/   token auth, vs  POST /bare/<id>/  (one redis SET)
+
+Prints the median requests/s of each and the ratio of medians (target: >= 70%).
+Environment: BENCH_API_ROUNDS (5), BENCH_API_SECONDS (4), BENCH_API_WORKERS (2),
+BENCH_API_CONNECTIONS (4). Needs ``wrk`` (apt-get install wrk).
+
+gunicorn imports this module as its app (``benchmarks.bench_api:application``) and as the
+URLconf: the attributes Django needs are built on first access (PEP 562), so importing it
+for ``main()`` does not configure Django.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from botproject.redis_server import RedisServer, free_port
+
+USERS = 1000
+SLUGS = ("hello->say_hello", "hello->ask_name")
+
+# Run in a subprocess with the benchmark's environment: the database, the bot's user with
+# both permissions and a token, and USERS sessions to read.
+SETUP = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth.models import Permission, User
+from django_redis import get_redis_connection
+from rest_framework.authtoken.models import Token
+from stealth_sessions.service import get_session_service
+user = User.objects.create_user("bench-bot")
+user.user_permissions.add(*Permission.objects.filter(content_type__app_label="stealth_sessions"))
+service, raw = get_session_service(), get_redis_connection("default")
+for i in range(%(users)d):
+    service.step_to(f"u{i}", slug="%(slug)s")
+    raw.set(f"bare:u{i}", "%(slug)s")
+print(Token.objects.create(user=user).key)
+"""
+
+# wrk scripts: spread requests over the users; POSTs alternate the target so each one writes.
+WRK_GET = """
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", string.format("%(prefix)s/u%%d/", i %% %(users)d), wrk.headers)
+end
+"""
+WRK_POST = """
+local i = 0
+local bodies = {'{"slug": "%(a)s"}', '{"slug": "%(b)s"}'}
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  local path = string.format("%(prefix)s/u%%d/%(suffix)s", i %% %(users)d)
+  return wrk.format("POST", path, wrk.headers, bodies[(math.floor(i / %(users)d) %% 2) + 1])
+end
+"""
+
+
+# -- the app gunicorn serves ----------------------------------------------------------------
+
+
+def _bare_views() -> list[Any]:
+    from django.http import JsonResponse
+    from django.urls import include, path
+    from django.views.decorators.csrf import csrf_exempt
+    from django_redis import get_redis_connection
+
+    @csrf_exempt
+    def bare(request: Any, user_id: str) -> JsonResponse:
+        """What the API does, minus the API: one Redis GET or SET, a JSON answer."""
+        redis = get_redis_connection("default")
+        if request.method == "POST":
+            slug = json.loads(request.body)["slug"]
+            redis.set(f"bare:{user_id}", slug)
+        else:
+            raw = redis.get(f"bare:{user_id}")
+            slug = raw.decode() if raw is not None else None
+        return JsonResponse({"user_id": user_id, "slug": slug})
+
+    return [
+        path("api/", include("stealth_sessions.api.urls")),
+        path("bare/<str:user_id>/", bare),
+    ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "urlpatterns":
+        return _bare_views()
+    if name == "application":
+        from django.conf import settings
+        from django.core.wsgi import get_wsgi_application
+
+        settings.ROOT_URLCONF = __name__
+        return get_wsgi_application()
+    raise AttributeError(name)
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def _wrk(url: str, script: str, token: str, seconds: int, connections: int) -> tuple[float, int]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", f.name,
+             "-H", f"Authorization: Token {token}", url],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, int(bad.group(1)) if bad else 0
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("bench_api needs wrk: apt-get install wrk")
+    rounds = int(os.environ.get("BENCH_API_ROUNDS", "5"))
+    seconds = int(os.environ.get("BENCH_API_SECONDS", "4"))
+    workers = os.environ.get("BENCH_API_WORKERS", "2")
+    connections = int(os.environ.get("BENCH_API_CONNECTIONS", "4"))
+    redis = RedisServer().start()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "botproject.settings",
+        "REDIS_URL": redis.url,
+        "DEMO_DB": str(tmp / "db.sqlite3"),
+        "DJANGO_DEBUG": "0",
+    }
+    setup = SETUP % {"users": USERS, "slug": SLUGS[0]}
+    token = subprocess.run(
+        [sys.executable, "-c", setup], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    port = free_port()
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", f"{__name__}:application", "-w", workers,
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(base)
+        scripts = {
+            "GET sessions/{id}/": (
+                WRK_GET % {"prefix": "/api/sessions", "users": USERS},
+                WRK_GET % {"prefix": "/bare", "users": USERS},
+            ),
+            "POST sessions/{id}/step_to/": (
+                WRK_POST % {"prefix": "/api/sessions", "suffix": "step_to/", "users": USERS,
+                            "a": SLUGS[1], "b": SLUGS[0]},
+                WRK_POST % {"prefix": "/bare", "suffix": "", "users": USERS,
+                            "a": SLUGS[1], "b": SLUGS[0]},
+            ),
+        }  # fmt: skip
+        print(
+            f"gunicorn -w {workers} (sync), wrk -t1 -c{connections}, {rounds} rounds x "
+            f"{seconds}s, {os.cpu_count()} CPUs, token auth (cached), loopback",
+            flush=True,
+        )
+        for label, (api, bare) in scripts.items():
+            _wrk(base, api, token, 1, connections)  # warm up: imports, auth cache, scripts
+            _wrk(base, bare, token, 1, connections)
+            api_rates, bare_rates, errors = [], [], 0
+            for _ in range(rounds):
+                rps, bad = _wrk(base, bare, token, seconds, connections)
+                bare_rates.append(rps)
+                errors += bad
+                rps, bad = _wrk(base, api, token, seconds, connections)
+                api_rates.append(rps)
+                errors += bad
+            a, b = statistics.median(api_rates), statistics.median(bare_rates)
+            ratios = sorted(x / y for x, y in zip(api_rates, bare_rates))
+            print(
+                f"{label:<30} API {a:>7,.0f} req/s  bare {b:>7,.0f} req/s  ratio {a / b:4.0%} "
+                f"(rounds {ratios[0]:.0%}..{ratios[-1]:.0%})"
+                + (f"  NON-2xx: {errors}" if errors else ""),
+                flush=True,
+            )
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(10)
+        redis.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wait_for(base: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/api/flows/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # 401: up
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -1,0 +1,433 @@
+"""The viewsets: thin adapters over :func:`~stealth_sessions.service.get_session_service`.
+
+Each action validates its input with a serializer, makes one service call, and shapes the
+result; errors travel as exceptions to :func:`.errors.exception_handler`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import is_list_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularSwaggerView
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.templatetags.rest_framework import replace_query_param
+
+from ..service import SessionService, get_session_service
+from ..slugs import parse
+from ..values import Session
+from . import serializers as s
+from .conf import api_settings
+from .errors import BadRequest, NotFound, NotImplementedYet, exception_handler
+from .idempotency import idempotent
+
+# "<digits>" exactly: versions are compared strongly, so weak (W/) tags never match.
+_IF_MATCH = re.compile(r'\s*"(\d{1,18})"\s*\Z')
+
+
+# -- schema helpers ---------------------------------------------------------------------------
+
+_ERROR_TEXT = {
+    400: "Invalid input (code says which)",
+    401: "No or bad credentials",
+    403: "Lacks the permission",
+    404: "No session (or no such scheduled step)",
+    409: "Conflict: no back-to session, a concurrent write, an Idempotency-Key in use",
+    412: "If-Match is stale: the session moved on",
+    422: "Idempotency-Key reused with a different request",
+    429: "Throttled",
+    501: "The session service has no scheduling",
+    503: "Redis unavailable; see Retry-After",
+}
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {
+        c: OpenApiResponse(s.ErrorSerializer, _ERROR_TEXT[c])
+        for c in (400, 401, 403, 429, 503, *codes)
+    }
+
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description='"<version>" (the ETag): write only if the session is at that version, else 412.',
+    pattern=r'^"\d{1,18}"$',
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Any unique string (1-255 printable ASCII): a retry with the same key returns "
+    "the first result instead of acting twice.",
+)
+USER_ID = OpenApiParameter(
+    "user_id",
+    str,
+    OpenApiParameter.PATH,
+    description="The bot's user id, URL-encoded (any character but '/').",
+    pattern=r"^[^/]+$",
+)
+
+
+class ServiceSchema(AutoSchema):
+    """drf-spectacular's AutoSchema, minus its guess that a ``list`` action returns an array:
+    ours return objects (a page, the flow map); only ``many=True`` serializers are arrays."""
+
+    def _is_list_view(self, serializer: Any = None) -> bool:
+        if serializer is None:
+            serializer = self.get_response_serializers()
+        if isinstance(serializer, dict) and serializer:
+            serializer = serializer[min(serializer, key=str)]
+        return is_list_serializer(serializer)
+
+
+# -- the views ----------------------------------------------------------------------------------
+
+
+class ServiceAPIMixin:
+    """Auth, permissions, throttles from ``STEALTH_SESSIONS_API`` (read per request), JSON only,
+    and the API's own exception handler. Subclasses may set ``permission_classes`` etc. to
+    override the settings for one view."""
+
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    schema = ServiceSchema()
+    authentication_classes: list[type] | None = None  # type: ignore[assignment]
+    permission_classes: list[type] | None = None  # type: ignore[assignment]
+    throttle_classes: list[type] | None = None  # type: ignore[assignment]
+
+    def get_authenticators(self) -> list[Any]:
+        classes = self.authentication_classes
+        return [c() for c in (api_settings.AUTHENTICATION_CLASSES if classes is None else classes)]
+
+    def get_permissions(self) -> list[Any]:
+        classes = self.permission_classes
+        return [c() for c in (api_settings.PERMISSION_CLASSES if classes is None else classes)]
+
+    def get_throttles(self) -> list[Any]:
+        classes = self.throttle_classes
+        return [c() for c in (api_settings.THROTTLE_CLASSES if classes is None else classes)]
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    @property
+    def service(self) -> SessionService:
+        return get_session_service()
+
+
+class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
+    """Users' sessions, addressed by user id."""
+
+    lookup_field = "user_id"
+    # Anything but "/": phone numbers (+), e-mails (@, .), "ns:id", "%" and unicode.
+    lookup_value_regex = r"[^/]+"
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _expected_version(self, request: Request) -> int | None:
+        """If-Match ``"<version>"`` as the service's ``expected_version``; ``*`` means any."""
+        value = request.headers.get("If-Match")
+        if value is None or value.strip() == "*":
+            return None
+        match = _IF_MATCH.match(value)
+        if match is None:
+            raise BadRequest(
+                'If-Match must be "<version>", e.g. "3" (quotes included)', "invalid_if_match"
+            )
+        return int(match.group(1))
+
+    def _target(
+        self, serializer_class: type[s.TargetSerializer], request: Request
+    ) -> s.TargetSerializer:
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer
+
+    def _scheduled(self, user_id: str) -> list[dict[str, Any]]:
+        steps = getattr(self.service, "scheduled_steps", None)
+        return [] if steps is None else [s.scheduled_step(x) for x in steps(user_id)]
+
+    def _session_response(
+        self, session: Session, status_code: int = status.HTTP_200_OK
+    ) -> Response:
+        data = s.session_summary(session)
+        data["scheduled"] = self._scheduled(session.user_id)
+        return Response(data, status=status_code, headers={"ETag": f'"{session.version}"'})
+
+    def _scheduling(self, name: str) -> Any:
+        method = getattr(self.service, name, None)
+        if method is None:
+            raise NotImplementedYet(f"The session service has no {name}()")
+        return method
+
+    # -- collection -----------------------------------------------------------------------
+
+    @extend_schema(
+        parameters=[s.ListQuerySerializer],
+        responses={200: s.SessionPageSerializer, **_errors()},
+        summary="List sessions, by user id, with filters and a cursor",
+        operation_id="sessions_list",
+    )
+    def list(self, request: Request) -> Response:
+        query = s.ListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        slug = f"{q['flow']}->{q['state']}" if "state" in q else None
+        sessions, cursor = self.service.list_sessions(
+            flow=None if slug else q.get("flow"),
+            slug=slug,
+            user_id_prefix=q.get("user_id"),
+            cursor=q.get("cursor"),
+            limit=q.get("limit", api_settings.PAGE_SIZE),
+        )
+        url = request.build_absolute_uri()
+        return Response(
+            {
+                "results": [s.session_summary(x) for x in sessions],
+                "next_cursor": cursor,
+                "next": None if cursor is None else replace_query_param(url, "cursor", cursor),
+            }
+        )
+
+    @extend_schema(
+        responses={200: s.StatsSerializer, **_errors()}, summary="Users per flow and state"
+    )
+    @action(detail=False, methods=["get"])
+    def stats(self, request: Request) -> Response:
+        counts = self.service.count_by_state()
+        flows: dict[str, dict[str, Any]] = {}
+        for slug, n in sorted(counts.items()):
+            try:
+                flow, state = parse(slug)
+            except ValueError:
+                continue  # malformed: only in "slugs", as stored
+            entry = flows.setdefault(flow, {"total": 0, "states": {}})
+            entry["total"] += n
+            entry["states"][state] = n
+        return Response({"total": sum(counts.values()), "flows": flows, "slugs": counts})
+
+    # -- one session ----------------------------------------------------------------------
+
+    @extend_schema(
+        parameters=[USER_ID],
+        responses={200: s.SessionSerializer, **_errors(404)},
+        summary="A user's session (ETag: its version)",
+    )
+    def retrieve(self, request: Request, user_id: str) -> Response:
+        session = self.service.get(user_id)
+        if session is None:
+            raise NotFound(f"User {user_id[:100]!r} has no session", "no_session")
+        return self._session_response(session)
+
+    @extend_schema(
+        parameters=[USER_ID, IF_MATCH],
+        request=s.TargetSerializer,
+        responses={200: s.SessionSerializer, **_errors(409, 412)},
+        summary="Move the user without running the target's action (update_session_to)",
+    )
+    def update(self, request: Request, user_id: str) -> Response:
+        target = self._target(s.TargetSerializer, request).target()
+        session = self.service.update_session_to(
+            user_id, **target, expected_version=self._expected_version(request)
+        )
+        return self._session_response(session)
+
+    @extend_schema(
+        parameters=[USER_ID, IF_MATCH],
+        responses={204: None, **_errors(409, 412)},
+        summary="Reset: remove the session, previous, back-to and history",
+    )
+    def destroy(self, request: Request, user_id: str) -> Response:
+        self.service.reset(user_id, expected_version=self._expected_version(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # -- transitions ----------------------------------------------------------------------
+
+    @extend_schema(
+        parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
+        request=s.TargetSerializer,
+        responses={200: s.SessionSerializer, **_errors(409, 412, 422)},
+        summary="Move the user and run the target's action (step_to)",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def step_to(self, request: Request, user_id: str) -> Response:
+        target = self._target(s.TargetSerializer, request).target()
+        session = self.service.step_to(
+            user_id, **target, expected_version=self._expected_version(request)
+        )
+        return self._session_response(session)
+
+    @extend_schema(
+        parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
+        request=s.EmptySerializer,
+        responses={200: s.SessionSerializer, **_errors(409, 412, 422)},
+        summary="Step to the stored back-to session",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def step_back(self, request: Request, user_id: str) -> Response:
+        self._target(s.EmptySerializer, request)
+        session = self.service.step_back(user_id, expected_version=self._expected_version(request))
+        return self._session_response(session)
+
+    @extend_schema(
+        parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
+        request=s.TargetSerializer,
+        responses={200: s.SessionSerializer, **_errors(409, 412, 422)},
+        summary="Store the session step_back returns to (set_back_to)",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def back_to(self, request: Request, user_id: str) -> Response:
+        target = self._target(s.TargetSerializer, request).target()
+        session = self.service.set_back_to(
+            user_id, **target, expected_version=self._expected_version(request)
+        )
+        return self._session_response(session)
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def _scheduled_response(self, user_id: str, step: Any) -> Response:
+        session = self.service.get(user_id)
+        body = {
+            "step": s.scheduled_step(step),
+            "session": None
+            if session is None
+            else {**s.session_summary(session), "scheduled": self._scheduled(user_id)},
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[USER_ID, IDEMPOTENCY_KEY],
+        request=s.StepToInSerializer,
+        responses={201: s.ScheduledResultSerializer, **_errors(409, 422, 501)},
+        summary="Schedule a step_to after a delay",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def step_to_in(self, request: Request, user_id: str) -> Response:
+        method = self._scheduling("step_to_in")
+        data = self._target(s.StepToInSerializer, request)
+        step = method(
+            user_id,
+            data.validated_data["delay"],
+            **data.target(),
+            if_unchanged=data.validated_data["if_unchanged"],
+        )
+        return self._scheduled_response(user_id, step)
+
+    @extend_schema(
+        parameters=[USER_ID, IDEMPOTENCY_KEY],
+        request=s.StepToAtSerializer,
+        responses={201: s.ScheduledResultSerializer, **_errors(409, 422, 501)},
+        summary="Schedule a step_to at a time (ISO 8601 with an offset)",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def step_to_at(self, request: Request, user_id: str) -> Response:
+        method = self._scheduling("step_to_at")
+        data = self._target(s.StepToAtSerializer, request)
+        step = method(
+            user_id,
+            data.validated_data["at"],
+            **data.target(),
+            if_unchanged=data.validated_data["if_unchanged"],
+        )
+        return self._scheduled_response(user_id, step)
+
+    @extend_schema(
+        methods=["GET"],
+        parameters=[USER_ID],
+        responses={200: s.ScheduledStepSerializer(many=True), **_errors()},
+        summary="The user's pending scheduled steps",
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        parameters=[USER_ID],
+        responses={200: s.CancelledSerializer, **_errors(501)},
+        summary="Cancel all the user's scheduled steps",
+        operation_id="sessions_scheduled_cancel_all",
+    )
+    @action(detail=True, methods=["get", "delete"])
+    def scheduled(self, request: Request, user_id: str) -> Response:
+        if request.method == "DELETE":
+            return Response({"cancelled": self._scheduling("cancel_scheduled")(user_id)})
+        steps = getattr(self.service, "scheduled_steps", None)
+        if steps is None:
+            self.service.peek(user_id)  # still validates the user id
+        return Response(self._scheduled(user_id))
+
+    @extend_schema(
+        parameters=[USER_ID, OpenApiParameter("step_id", str, OpenApiParameter.PATH)],
+        responses={204: None, **_errors(404, 501)},
+        summary="Cancel one scheduled step",
+        operation_id="sessions_scheduled_cancel_one",
+    )
+    @action(detail=True, methods=["delete"], url_path=r"scheduled/(?P<step_id>[^/]+)")
+    def cancel_scheduled(self, request: Request, user_id: str, step_id: str) -> Response:
+        if not self._scheduling("cancel_scheduled")(user_id, step_id=step_id):
+            raise NotFound(
+                f"User {user_id[:100]!r} has no scheduled step {step_id[:100]!r}",
+                "no_scheduled_step",
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FlowViewSet(ServiceAPIMixin, viewsets.ViewSet):
+    """The flow map, for clients to introspect."""
+
+    @extend_schema(
+        responses={200: s.FlowMapSerializer, **_errors()},
+        summary="The flow map",
+        operation_id="flows_list",
+    )
+    def list(self, request: Request) -> Response:
+        fm = self.service.flow_map
+        flows = []
+        for name in fm.flows() if fm is not None else []:
+            states = [fm.state(name, st) for st in fm.states(name)]
+            flows.append(
+                {
+                    "name": name,
+                    "initial_state": fm.initial_state(name),
+                    "states": [
+                        {
+                            "name": st.name,
+                            "slug": st.slug,
+                            "fails_to": st.fails_to,
+                            "redirects_to": st.redirects_to,
+                        }
+                        for st in states
+                    ],
+                }
+            )
+        return Response({"flows": flows})
+
+
+class OfflineSwaggerView(SpectacularSwaggerView):
+    """Swagger UI from drf-spectacular-sidecar's static files: no CDN, works offline
+    (needs ``drf_spectacular_sidecar`` in INSTALLED_APPS)."""
+
+    @staticmethod
+    def _swagger_ui_resource(filename: str) -> str:
+        from drf_spectacular.views import _get_sidecar_url
+
+        return _get_sidecar_url(f"swagger-ui-dist/{filename}")
+
+    @staticmethod
+    def _swagger_ui_favicon() -> str:
+        from drf_spectacular.views import _get_sidecar_url
+
+        return _get_sidecar_url("swagger-ui-dist/favicon-32x32.png")

@@ -1,0 +1,32 @@
+"""``manage.py stealth_sessions_sweep [--grace S] [--every S]``: recover lost step jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from ...scheduling.jobs import sweep
+
+
+class Command(BaseCommand):
+    help = (
+        "Hand to the task engine again the scheduled steps overdue by more than the grace "
+        "period (their job was lost). Once, or every --every seconds."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--grace", type=float, help="seconds past due (default: STEP_SWEEP_GRACE)"
+        )
+        parser.add_argument("--every", type=float, help="repeat every so many seconds")
+
+    def handle(self, *args: Any, grace: float | None, every: float | None, **options: Any) -> None:
+        while True:
+            handed = sweep(grace)
+            if handed or options["verbosity"] > 1:
+                self.stdout.write(f"Handed {handed} overdue scheduled step(s) to the engine.")
+            if not every:
+                return
+            time.sleep(every)

@@ -1,0 +1,34 @@
+"""The interface between SessionService and a task engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from django.core.checks import CheckMessage
+
+from ..values import ScheduledStep
+
+
+class StepScheduler(ABC):
+    """Hands scheduled steps to a task engine. Set STEALTH_SESSIONS['SCHEDULER'] to the dotted
+    path of a subclass; it is instantiated once, without arguments, by the service.
+
+    An engine may deliver a job late, twice, or after a cancel: ``run_step`` applies each step
+    at most once whatever happens, so implementations need not (and cannot) be exactly-once.
+    Pending steps are stored by the app, not by the engine: a job the engine loses is handed
+    over again by the sweep, so a failed ``enqueue`` is logged, not fatal.
+    """
+
+    @abstractmethod
+    def enqueue(self, step: ScheduledStep, *, again: bool = False) -> None:
+        """Arrange for ``stealth_sessions.scheduling.jobs.run_step(step.user_id, step.id)`` to
+        run at ``step.due`` (promptly when in the past), never earlier. ``again``: the step was
+        handed over before (sweep, early delivery); an engine naming jobs after steps must use
+        a new name, as the earlier job may be running."""
+
+    def cancel(self, step: ScheduledStep) -> None:  # noqa: B027  (optional, on purpose)
+        """Best effort: drop the step's pending job, to save the engine a no-op run."""
+
+    def check(self) -> list[CheckMessage]:
+        """Configuration problems, reported by ``manage.py check`` (stealth_sessions.E01x)."""
+        return []

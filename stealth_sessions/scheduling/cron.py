@@ -1,0 +1,13 @@
+"""An RQ cron configuration running the sweep every minute::
+
+    manage.py rqcron stealth_sessions.scheduling.cron
+
+One such process per deployment is enough; more are harmless (sweeps claim steps atomically).
+"""
+
+from rq import cron
+
+from ..conf import conf
+from .jobs import sweep
+
+cron.register(sweep, queue_name=conf.SCHEDULER_QUEUE, interval=60)

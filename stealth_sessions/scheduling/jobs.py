@@ -1,0 +1,20 @@
+"""The functions engines run. Importable by dotted path, plain arguments only."""
+
+from __future__ import annotations
+
+from ..conf import conf
+from ..service import get_session_service
+
+
+def run_step(user_id: str, step_id: str) -> str:
+    """Apply scheduled step ``step_id`` of ``user_id`` if still pending; returns its outcome
+    ("applied", "dropped", "failed", "gone", "early"). See SessionService.run_scheduled_step."""
+    return get_session_service().run_scheduled_step(user_id, step_id)
+
+
+def sweep(grace: float | None = None) -> int:
+    """Hand to the engine again the pending steps overdue by more than ``grace`` seconds
+    (default STEALTH_SESSIONS['STEP_SWEEP_GRACE']); returns how many. Run it periodically:
+    ``manage.py stealth_sessions_sweep --every 60`` or ``manage.py rqcron
+    stealth_sessions.scheduling.cron``."""
+    return get_session_service().sweep_scheduled(conf.STEP_SWEEP_GRACE if grace is None else grace)
