@@ -91,6 +91,8 @@ class FlowMap:
         self._flows: dict[str, dict[str, State]] = {}
         # Declared slug -> where a step into it lands; built on first use (hot path of get).
         self._landing: dict[str, str] | None = None
+        #: Grows with every declaration, so that caches built on the map know to start over.
+        self.generation = 0
 
     def flow(self, name: str, states: Sequence[str | State]) -> tuple[State, ...]:
         """Declare flow ``name`` with its states in order; the first is the initial state."""
@@ -114,6 +116,7 @@ class FlowMap:
             declared[state.name] = state
         self._flows[name] = declared
         self._landing = None
+        self.generation += 1
         try:
             for state in declared.values():
                 if state.redirects_to:

@@ -8,19 +8,22 @@ KEY_PREFIX and VERSION apply). A user's keys wrap the user id, as given, in a ha
     <base>:{<user_id>}:back_to    back-to slug
     <base>:{<user_id>}:version    write counter
     <base>:{<user_id>}:history    latest transitions (a list of JSON arrays)
+    <base>:{<user_id>}:indexed    internal: "<0|1><slug>", the slug the indexes list the user
+                                  under, after 1 if the keys carry an expiry (0 if not)
     <base>:{<user_id>}:lock       per-user lock
     <base>:{<user_id>}:steps      pending scheduled steps: step id -> JSON record (no TTL)
     <base>:{<user_id>}:step_outcomes  latest outcomes of scheduled steps (a list of JSON arrays)
 
 The suffixes hold no ``}``, so no user id can produce another user's key names, whatever it
-contains. Indexes live under ``<base>:idx:`` (user keys always have ``{`` there); the
-scheduled steps' sweep index is ``<base>:idx:steps``, a ZSET of ``<step_id>:<user_id>`` scored
+contains. The Lua scripts get the current key only and name the user's other keys from it
+(lua/prelude.lua ``user_keys`` mirrors USER_SUFFIXES). Indexes live under ``<base>:idx:``
+(user keys always have ``{`` there); the scheduled steps' sweep index is ``<base>:idx:steps``, a ZSET of ``<step_id>:<user_id>`` scored
 by the time (ms) the sweep should next look at the step.
 """
 
 from __future__ import annotations
 
-USER_SUFFIXES = ("", ":previous", ":back_to", ":version", ":history")
+USER_SUFFIXES = ("", ":previous", ":back_to", ":version", ":history", ":indexed")
 
 
 class KeySpace:
@@ -31,10 +34,10 @@ class KeySpace:
         self.user_prefix = base + ":{"
         self.index_prefix = base + ":idx:"
 
-    def user_keys(self, user_id: str) -> tuple[str, str, str, str, str]:
-        """(current, previous, back_to, version, history)"""
+    def user_keys(self, user_id: str) -> tuple[str, ...]:
+        """All the user's session keys, current first (not the lock or scheduled steps)."""
         k = f"{self.user_prefix}{user_id}}}"
-        return (k, k + ":previous", k + ":back_to", k + ":version", k + ":history")
+        return tuple(k + suffix for suffix in USER_SUFFIXES)
 
     def current(self, user_id: str) -> str:
         return f"{self.user_prefix}{user_id}}}"

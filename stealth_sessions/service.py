@@ -95,6 +95,8 @@ class SessionService:
         self.step_outcomes_length = step_outcomes_length
         self.step_outcomes_ttl = step_outcomes_ttl
         self.flow_map = flow_map
+        self._slugs: dict[bytes, tuple[str, str | None, str | None, str | None]] = {}
+        self._slugs_generation = -1
         self.ttl = ttl
         self._ttl_ms = ttl * 1000 if ttl else None
         self.history_length = history_length
@@ -110,10 +112,9 @@ class SessionService:
         if row is None:
             return None
         session = self._session(user_id, row)
-        if self.flow_map is not None and session.state is not None:
-            landing = self.flow_map.landing(session.slug)
-            if landing is not None and landing != session.slug:
-                return self._redirect(session, landing)
+        landing = self._stored_slug(row[1])[3]
+        if landing is not None and landing != session.slug:
+            return self._redirect(session, landing)
         return session
 
     def peek(self, user_id: str) -> Session | None:
@@ -123,6 +124,7 @@ class SessionService:
 
     def history(self, user_id: str, limit: int = 50) -> list[Transition]:
         """The latest transitions, newest first (at most HISTORY_LENGTH are kept)."""
+        limit = min(limit, self.history_length)
         if limit < 1:
             return []
         return [
@@ -269,12 +271,15 @@ class SessionService:
 
     def reset(self, user_id: str, *, expected_version: int | None = None) -> bool:
         """Remove the user's session, previous, back-to and history. True if there was one."""
-        row = self.store.reset(validate_user_id(user_id), expected_version=expected_version)
+        row, cancelled = self.store.reset(
+            validate_user_id(user_id),
+            expected_version=expected_version,
+            keep=self.step_outcomes_length,
+            ttl_ms=self.step_outcomes_ttl * 1000,
+        )
         if row[0] == CONFLICT:
             raise SessionConflict(user_id, expected_version, row[1])  # type: ignore[arg-type]
-        # After the reset succeeded, so a conflict cancels nothing. A step firing in between
-        # would start a new session, as it would a moment after the reset.
-        self._cancel_steps(user_id, (), reason="reset")
+        self._announce_cancelled(user_id, cancelled)
         if row[0] == UNCHANGED:
             return False
         signals.session_reset.send(
@@ -510,6 +515,10 @@ class SessionService:
             keep=self.step_outcomes_length,
             ttl_ms=self.step_outcomes_ttl * 1000,
         )
+        return self._announce_cancelled(user_id, removed)
+
+    def _announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> int:
+        """Tell the engine (best effort) and the receivers about steps removed as cancelled."""
         for step_id, record in removed.items():
             step = self._scheduled_step(user_id, step_id, record)
             if self.scheduler is not None:
@@ -578,23 +587,42 @@ class SessionService:
 
     def _session(self, user_id: str, row: Row) -> Session:
         _, cur, prev, back, version, pttl = row
-        slug = cur.decode("utf-8", "replace")
-        flow = state = None
-        if self.flow_map is None:
-            with suppress(InvalidSlug):
-                flow, state = parse(slug)
-        elif slug in self.flow_map:
-            flow, state = parse(slug)
-        return Session(
-            user_id=user_id,
-            slug=slug,
-            flow=flow,
-            state=state,
-            previous=decode(prev),
-            back_to=decode(back),
-            version=version,
-            ttl=None if pttl < 0 else -(-pttl // 1000),
+        slug, flow, state, _landing = self._stored_slug(cur)
+        return Session(  # positional: twice as fast as keywords, and this is the hot path
+            user_id,
+            slug,
+            flow,
+            state,
+            None if prev is None else prev.decode("utf-8", "replace"),
+            None if back is None else back.decode("utf-8", "replace"),
+            version,
+            None if pttl < 0 else -(-pttl // 1000),
         )
+
+    def _stored_slug(self, raw: bytes) -> tuple[str, str | None, str | None, str | None]:
+        """(slug, flow, state, landing) for a slug as stored: flow and state None when it is
+        malformed or unknown to the flow map; landing, where a step into it lands (None if
+        nowhere). Memoized: a bot has few slugs, and this runs on every read."""
+        generation = -1 if self.flow_map is None else self.flow_map.generation
+        if generation != self._slugs_generation:
+            self._slugs.clear()
+            self._slugs_generation = generation
+        try:
+            return self._slugs[raw]
+        except KeyError:
+            pass
+        slug = raw.decode("utf-8", "replace")
+        flow = state = landing = None
+        with suppress(InvalidSlug):
+            flow, state = parse(slug)
+            landing = slug
+        if self.flow_map is not None:
+            landing = self.flow_map.landing(slug)
+            if slug not in self.flow_map:
+                flow = state = None
+        if len(self._slugs) < 10_000:  # hand-written garbage must not grow it for ever
+            self._slugs[raw] = (slug, flow, state, landing)
+        return slug, flow, state, landing
 
     def _checked(self, slug: str) -> str:
         """Validate ``slug`` against the flow map and follow its redirects."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -40,7 +41,8 @@ class Script:
 
     def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            # execute_command, not evalsha(): two Python frames fewer on every write.
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
             client.script_load(self.source)
             return client.evalsha(self.sha, len(keys), *keys, *args)
@@ -58,6 +60,11 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         raise SessionStoreUnavailable(f"Redis failed while {what}: {exc}") from exc
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, by this process's clock (history times, expiry index)."""
+    return int(time.time() * 1000)
 
 
 def decode(value: bytes | None) -> str | None:
@@ -80,11 +87,24 @@ class RedisStore:
         self._ix = keys.index_prefix
 
     def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Row | None:
+        """The user's session row, or None. ``slide``: get (slides the expiry, re-indexes a
+        slug changed by hand); else peek (reads only)."""
+        k = self.keys.current(user_id)
         try:
+            if ttl_ms is None or not slide:
+                # The hot path: one MGET, no script. It answers when the marker shows the
+                # indexes agree with the current slug and the keys carry no expiry.
+                cur, prev, back, ver, marker = self.client.execute_command(
+                    "MGET", k, k + ":previous", k + ":back_to", k + ":version", k + ":indexed"
+                )
+                if cur is None and (marker is None or not slide):
+                    return None
+                if marker is not None and marker[0] == 48 and marker[1:] == cur:  # b"0"
+                    return [WRITTEN, cur, prev, back, int(ver or 0), -1]
             return self._read(
                 self.client,
-                (self.keys.current(user_id),),
-                (user_id, self._ix, ttl_ms or "", "1" if slide else "0"),
+                (k,),
+                (user_id, self._ix, ttl_ms or "", now_ms(), "1" if slide else "0"),
             )
         except RedisError as exc:
             raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
@@ -105,6 +125,7 @@ class RedisStore:
             user_id,
             self._ix,
             ttl_ms or "",
+            now_ms(),
             target,
             "update" if update else "step",
             "" if expected_version is None else expected_version,
@@ -125,25 +146,33 @@ class RedisStore:
             user_id,
             self._ix,
             ttl_ms or "",
+            now_ms(),
             target,
             "" if expected_version is None else expected_version,
         )
         with translate_errors("writing a back-to session"):
             return self._back_to(self.client, (self.keys.current(user_id),), args)
 
-    def reset(self, user_id: str, *, expected_version: int | None) -> Row:
-        args = (user_id, self._ix, "" if expected_version is None else expected_version)
+    def reset(
+        self, user_id: str, *, expected_version: int | None, keep: int, ttl_ms: int
+    ) -> tuple[Row, dict[str, dict[str, Any]]]:
+        """Remove the user's session keys and cancel the user's scheduled steps, in one
+        script. Returns the removed session's row and the steps cancelled (``keep``,
+        ``ttl_ms``: of the outcomes list, as for remove_steps)."""
+        expected = "" if expected_version is None else expected_version
+        args = (user_id, self._ix, "", now_ms(), expected, self.keys.steps_index, keep, ttl_ms)
         with translate_errors("resetting a session"):
-            return self._reset(self.client, (self.keys.current(user_id),), args)
+            row = self._reset(self.client, (self.keys.current(user_id),), args)
+        return row[:6], _steps_dict(row[6]) if len(row) > 6 else {}
 
     def history(self, user_id: str, limit: int) -> list[tuple[int, str, str | None, str]]:
         with translate_errors("reading a session's history"):
-            raw = self.client.lrange(self.keys.user_keys(user_id)[4], 0, limit - 1)
+            raw = self.client.lrange(self.keys.current(user_id) + ":history", 0, limit - 1)
         return [tuple(json.loads(item)) for item in raw]
 
     def count_by_state(self) -> dict[str, int]:
         with translate_errors("counting sessions"):
-            flat = self._count(self.client, (), (self._ix, self.keys.user_prefix))
+            flat = self._count(self.client, (), (self._ix, self.keys.user_prefix, now_ms()))
         return {decode(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
 
     def list_sessions(
@@ -158,6 +187,7 @@ class RedisStore:
         args = (
             self._ix,
             self.keys.user_prefix,
+            now_ms(),
             index,
             lex_min,
             lex_max,
@@ -276,7 +306,7 @@ class RedisStore:
         args = (self.keys.steps_index, user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
         with translate_errors("removing scheduled steps"):
             flat = _step_script("step_remove")(self.client, (self.keys.current(user_id),), args)
-        return {decode(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
+        return _steps_dict(flat)
 
     def record_step_outcome(
         self, user_id: str, entry: Sequence[Any], *, keep: int, ttl_ms: int
@@ -320,8 +350,14 @@ class RedisStore:
 
 
 @cache
+@cache
 def _step_script(name: str) -> Script:
     return Script(f"{name}.lua")
+
+
+def _steps_dict(flat: list[bytes]) -> dict[str, dict[str, Any]]:
+    """``{step id: record}`` from the flat ``[id, JSON record, ...]`` the scripts return."""
+    return {flat[i].decode(): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def from_cache(alias: str, namespace: str) -> RedisStore:

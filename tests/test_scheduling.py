@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.worker import SimpleWorker
 
 from stealth_sessions import signals
-from stealth_sessions.exceptions import InvalidSchedule, InvalidStateTransition
+from stealth_sessions.exceptions import InvalidSchedule, InvalidStateTransition, SessionConflict
 from stealth_sessions.flows import FlowMap
 from stealth_sessions.scheduling import jobs
 from stealth_sessions.service import get_session_service
@@ -115,6 +115,21 @@ def test_reset_cancels_the_users_steps(service, record, at_t0):
     assert [c["step"] for c in cancelled.calls] == [step]
     drain(T0 + timedelta(hours=1))
     assert service.get("u1") is None
+
+
+def test_a_reset_that_conflicts_cancels_nothing(service, at_t0):
+    service.step_to("u1", slug="hello->say_hello")
+    step = service.step_to_in("u1", 60, slug="follow_up->nudge")
+    with pytest.raises(SessionConflict):
+        service.reset("u1", expected_version=7)
+    assert service.scheduled_steps("u1") == [step]
+
+
+def test_reset_cancels_the_steps_of_a_user_without_a_session(service, at_t0):
+    service.step_to_in("u1", 60, slug="follow_up->nudge")
+    assert service.reset("u1") is False
+    assert service.scheduled_steps("u1") == []
+    assert outcomes(service, "u1") == [("cancelled", "follow_up->nudge")]
 
 
 def test_pending_steps_have_no_ttl(service, redis_client, at_t0):

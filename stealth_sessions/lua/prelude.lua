@@ -1,73 +1,70 @@
 -- Shared by every script (prepended by store.py). Key layout: see keys.py.
--- Per-user scripts get one key, the user's current-slug key; the user's other keys are named
--- from it (same hash tag, so the same cluster slot).
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- Per-user scripts get one key, the user's current-slug key k; the user's other keys are
+-- named from it (same hash tag, so the same cluster slot). ARGV[1..4] of per-user scripts:
+-- user id, index prefix, expiry in ms ('' = none), now in ms (the caller's clock).
+--
+-- k:indexed holds <mode><slug>: the slug the indexes list the user under, after a mode
+-- character, '1' when the user's keys carry an expiry and '0' when they do not. Comparing it
+-- with the current slug tells whether an operator changed the slug by hand.
+-- Every redis.call costs: the hot paths are kept to a handful.
 
 local function flow_of(slug)
   return string.match(slug, '^([%a_][%w_]*)%->[%a_][%w_]*$')
 end
 
 local function user_keys(k)
-  return {k, k .. ':previous', k .. ':back_to', k .. ':version', k .. ':history'}
+  return {k, k .. ':previous', k .. ':back_to', k .. ':version', k .. ':history', k .. ':indexed'}
 end
 
--- Bring the indexes in line with the user's current slug (false: the user has no session).
--- Returns whether anything changed.
-local function reindex(ix, uid, slug)
-  local old = redis.call('HGET', ix .. 'slug_of', uid)
-  if old == slug then return false end
+local function marker_slug(marker)
+  return marker and string.sub(marker, 2)
+end
+
+-- Move the user from slug old to slug new in the indexes (false: no session).
+local function reindex(ix, uid, old, new)
+  if old == new then return end
+  local fo, fn = old and flow_of(old), new and flow_of(new)
   if old then
     redis.call('ZREM', ix .. 'slug:' .. old, uid)
-    local f = flow_of(old)
-    if f then redis.call('ZREM', ix .. 'flow:' .. f, uid) end
-    if redis.call('HINCRBY', ix .. 'counts', old, -1) <= 0 then
-      redis.call('HDEL', ix .. 'counts', old)
-    end
+    if fo and fo ~= fn then redis.call('ZREM', ix .. 'flow:' .. fo, uid) end
   end
-  if slug then
-    redis.call('ZADD', ix .. 'slug:' .. slug, 0, uid)
-    local f = flow_of(slug)
-    if f then redis.call('ZADD', ix .. 'flow:' .. f, 0, uid) end
-    redis.call('HINCRBY', ix .. 'counts', slug, 1)
-    redis.call('HSET', ix .. 'slug_of', uid, slug)
+  if new then
+    redis.call('ZADD', ix .. 'slug:' .. new, 0, uid)
+    redis.call('SADD', ix .. 'slugs', new)
+    if fn and fn ~= fo then redis.call('ZADD', ix .. 'flow:' .. fn, 0, uid) end
     if not old then redis.call('ZADD', ix .. 'all', 0, uid) end
   else
-    redis.call('HDEL', ix .. 'slug_of', uid)
     redis.call('ZREM', ix .. 'all', uid)
+    redis.call('HDEL', ix .. 'slug_of', uid)
     redis.call('ZREM', ix .. 'expiry', uid)
   end
-  return true
 end
 
--- Give all of the user's keys the same expiry (ttl in ms) and record it for purge_expired.
-local function expire_all(k, ix, uid, ttl, now)
-  for _, key in ipairs(user_keys(k)) do redis.call('PEXPIRE', key, ttl) end
-  redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
-end
-
--- With no expiry configured: clear any expiry left from an earlier setting (had_ttl: the
--- current key had one before this write).
-local function persist_all(k, ix, uid, had_ttl)
-  if had_ttl then
+-- Bring the user's keys in line with the configured expiry (ttl ms, or false: none) and the
+-- marker in line with slug. marker: its value now; was: the mode before this call.
+local function settle(k, ix, uid, slug, ttl, now, marker, was)
+  local mode = ttl and '1' or '0'
+  if marker ~= mode .. slug then redis.call('SET', k .. ':indexed', mode .. slug) end
+  if ttl then
+    for _, key in ipairs(user_keys(k)) do redis.call('PEXPIRE', key, ttl) end
+    redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
+    redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
+  elseif was == '1' then
     for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
     redis.call('ZREM', ix .. 'expiry', uid)
+    redis.call('HDEL', ix .. 'slug_of', uid)
   end
 end
 
 -- Drop from the indexes the users whose keys Redis has expired (up: user key prefix).
-local function purge_expired(ix, up)
-  local now = now_ms()
+local function purge_expired(ix, up, now)
   while true do
     local due = redis.call('ZRANGEBYSCORE', ix .. 'expiry', '-inf', now, 'LIMIT', 0, 1000)
     if #due == 0 then return end
     for _, uid in ipairs(due) do
       local pttl = redis.call('PTTL', up .. uid .. '}')
       if pttl == -2 then
-        reindex(ix, uid, false)
+        reindex(ix, uid, redis.call('HGET', ix .. 'slug_of', uid), false)
       elseif pttl == -1 then
         redis.call('ZREM', ix .. 'expiry', uid)
       else
@@ -75,4 +72,29 @@ local function purge_expired(ix, up)
       end
     end
   end
+end
+
+-- Remove scheduled steps (ids: none = all of the user's), recording why in the user's
+-- outcomes list. Returns {id, record, ...} for the steps removed here: one already gone
+-- (applied, cancelled meanwhile) is not returned, so callers report each removal once.
+local function remove_steps(k, steps_index, uid, now, outcome, reason, keep, ttl, ids)
+  local steps, outcomes = k .. ':steps', k .. ':step_outcomes'
+  if #ids == 0 then ids = redis.call('HKEYS', steps) end
+  local removed = {}
+  for _, id in ipairs(ids) do
+    local record = redis.call('HGET', steps, id)
+    if record then
+      redis.call('HDEL', steps, id)
+      redis.call('ZREM', steps_index, id .. ':' .. uid)
+      redis.call('LPUSH', outcomes,
+        cjson.encode({now, id, cjson.decode(record).target, outcome, reason}))
+      removed[#removed + 1] = id
+      removed[#removed + 1] = record
+    end
+  end
+  if #removed > 0 then
+    redis.call('LTRIM', outcomes, 0, tonumber(keep) - 1)
+    redis.call('PEXPIRE', outcomes, ttl)
+  end
+  return removed
 end

@@ -1,14 +1,24 @@
--- KEYS[1]: the user's current-slug key.
--- ARGV: user_id, index prefix, ttl ms ('' = none), slide ('1': get, '0': peek)
+-- The slow path of get (with an expiry to slide, or a slug changed by hand) and of peek.
+-- ARGV[5]: '1' for get (slides, re-indexes), '0' for peek (reads only).
 -- Returns false without a session, else {3, current, previous, back_to, version, pttl}.
-local k, uid, ix, slide = KEYS[1], ARGV[1], ARGV[2], ARGV[4] == '1'
-local ttl = tonumber(ARGV[3])
-local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version')
-local cur, ver = v[1], tonumber(v[4] or '0')
-if slide then
-  -- A slug written or deleted by hand (redis-cli) is a write: index it, count it as a version.
-  if reindex(ix, uid, cur) and cur then ver = redis.call('INCR', k .. ':version') end
-  if cur and ttl then expire_all(k, ix, uid, ttl, now_ms()) end
+local k, uid, ix, ttl, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
+                     k .. ':indexed')
+local cur, ver, marker = v[1], tonumber(v[4] or '0'), v[5]
+if ARGV[5] == '1' then
+  local old = marker_slug(marker) or false
+  if old ~= cur then
+    -- A slug written or deleted by hand (redis-cli) is a write: index it, count a version.
+    reindex(ix, uid, old, cur)
+    if not cur then
+      redis.call('DEL', k .. ':indexed')
+      return false
+    end
+    ver = redis.call('INCR', k .. ':version')
+  end
+  if cur then
+    settle(k, ix, uid, cur, ttl, now, marker, marker and string.sub(marker, 1, 1))
+  end
 end
 if not cur then return false end
 return {3, cur, v[2], v[3], ver, redis.call('PTTL', k)}

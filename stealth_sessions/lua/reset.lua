@@ -1,14 +1,16 @@
--- KEYS[1]: the user's current-slug key.
--- ARGV: user_id, index prefix, expected version ('' = any)
--- Returns {0, version} on conflict, {1} when there was no session, else the removed session
--- as {3, current, previous, back_to, version, pttl}.
-local k, uid, ix, expected = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version')
+-- ARGV[5]: expected version ('' = any); ARGV[6..8]: steps index key, outcomes length and
+-- ttl ms, for cancelling the user's scheduled steps in the same step.
+-- Returns {0, version} on conflict, else {status, current, previous, back_to, version, pttl,
+-- steps} with status 1 when there was no session, 3 when one was removed; steps: the
+-- scheduled steps cancelled, as remove_steps returns them.
+local k, uid, ix, now, expected = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
+local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
+                     k .. ':indexed')
 local cur, ver = v[1], 0
 if cur then ver = tonumber(v[4] or '0') end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
-local removed = {1}
-if cur then removed = {3, cur, v[2], v[3], ver, redis.call('PTTL', k)} end
+local pttl = cur and redis.call('PTTL', k) or -2
 redis.call('DEL', unpack(user_keys(k)))
-reindex(ix, uid, false)
-return removed
+reindex(ix, uid, marker_slug(v[5]) or redis.call('HGET', ix .. 'slug_of', uid), false)
+local steps = remove_steps(k, ARGV[6], uid, now, 'cancelled', 'reset', ARGV[7], ARGV[8], {})
+return {cur and 3 or 1, cur, v[2], v[3], ver, pttl, steps}
