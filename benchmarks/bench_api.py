@@ -7,8 +7,12 @@ temporary SQLite database), measured in interleaved rounds on loopback:
     POST /api/sessions/<id>/step_to/   token auth, vs  POST /bare/<id>/  (one redis SET)
 
 Prints the median requests/s of each and the ratio of medians (target: >= 70%).
+The POSTs alternate between two states without bot actions (as bench_service): the demo's
+``hello->ask_name`` action schedules a step (more Redis work, and a ``scheduled`` list that
+grows with every pass), which is the bot's cost, not the API's. BENCH_API_SLUGS=
+"hello->say_hello,hello->ask_name" measures with it.
 Environment: BENCH_API_ROUNDS (5), BENCH_API_SECONDS (4), BENCH_API_WORKERS (2),
-BENCH_API_CONNECTIONS (4). Needs ``wrk`` (apt-get install wrk).
+BENCH_API_CONNECTIONS (4), BENCH_API_SLUGS. Needs ``wrk`` (apt-get install wrk).
 
 gunicorn imports this module as its app (``benchmarks.bench_api:application``) and as the
 URLconf: the attributes Django needs are built on first access (PEP 562), so importing it
@@ -32,7 +36,7 @@ from typing import Any
 from botproject.redis_server import RedisServer, free_port
 
 USERS = 1000
-SLUGS = ("hello->say_hello", "hello->ask_name")
+SLUGS = tuple(os.environ.get("BENCH_API_SLUGS", "order->ask_size,order->confirm").split(","))
 
 # Run in a subprocess with the benchmark's environment: the database, the bot's user with
 # both permissions and a token, and USERS sessions to read.

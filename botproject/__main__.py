@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,9 @@ def find_or_start_redis() -> str:
 
 
 def main() -> None:
+    # A plain `kill` must still run the cleanups (worker, private redis-server).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    os.environ.setdefault("DEMO_NUDGE_AFTER", "60")  # re-engagement you can watch happen
     os.environ["REDIS_URL"] = find_or_start_redis()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "botproject.settings")
     (ROOT / "var").mkdir(exist_ok=True)
@@ -49,7 +53,9 @@ def main() -> None:
         f"\n  Admin:  http://127.0.0.1:{port}/admin/   login: admin / {password}\n"
         f"  API:    http://127.0.0.1:{port}/api/      header: Authorization: Token {token}\n"
         f"  Docs:   http://127.0.0.1:{port}/api/docs/\n"
-        "  Worker: an RQ worker runs scheduled steps (re-engagement nudges)\n",
+        f"  Worker: an RQ worker runs scheduled steps: a user left at hello->ask_name is\n"
+        f"          nudged (follow_up->nudge) after {os.environ['DEMO_NUDGE_AFTER']} s\n"
+        f"  A bot:  .venv/bin/python examples/bot_client.py http://127.0.0.1:{port}/api/ {token}\n",
         flush=True,
     )
     try:

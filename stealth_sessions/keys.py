@@ -17,8 +17,9 @@ KEY_PREFIX and VERSION apply). A user's keys wrap the user id, as given, in a ha
 The suffixes hold no ``}``, so no user id can produce another user's key names, whatever it
 contains. The Lua scripts get the current key only and name the user's other keys from it
 (lua/prelude.lua ``user_keys`` mirrors USER_SUFFIXES). Indexes live under ``<base>:idx:``
-(user keys always have ``{`` there); the scheduled steps' sweep index is ``<base>:idx:steps``, a ZSET of ``<step_id>:<user_id>`` scored
-by the time (ms) the sweep should next look at the step.
+(user keys always have ``{`` there); the scheduled steps' sweep index is
+``<base>:idx:steps``, a ZSET of ``<step_id>:<user_id>`` scored by the time (ms) the sweep
+should next look at the step.
 """
 
 from __future__ import annotations

@@ -102,6 +102,9 @@ class SessionService:
         self.history_length = history_length
         self.lock_timeout = lock_timeout
         self.conflict_retries = conflict_retries
+        # Bumped by every scheduling or cancelling call: tells a write whose scheduled_out was
+        # read in its script whether a post_transition action changed the steps since.
+        self._steps_changes = 0
 
     # -- reading -------------------------------------------------------------------------
 
@@ -116,6 +119,17 @@ class SessionService:
         if landing is not None and landing != session.slug:
             return self._redirect(session, landing)
         return session
+
+    def get_with_scheduled(self, user_id: str) -> tuple[Session | None, list[ScheduledStep]]:
+        """``(get(user_id), scheduled_steps(user_id))`` in one round trip."""
+        row, records = self.store.read_with_steps(validate_user_id(user_id), self._ttl_ms, True)
+        if row is None:
+            return None, self._scheduled_list(user_id, records)
+        session = self._session(user_id, row)
+        landing = self._stored_slug(row[1])[3]
+        if landing is not None and landing != session.slug:
+            return self._redirect(session, landing), self.scheduled_steps(user_id)
+        return session, self._scheduled_list(user_id, records)
 
     def peek(self, user_id: str) -> Session | None:
         """The user's session, or None, without touching expiry or indexes (for admin screens)."""
@@ -189,8 +203,11 @@ class SessionService:
         state: str | None = None,
         session: Session | None = None,
         expected_version: int | None = None,
+        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
-        """Move the user and run the target state's action (``run_action=True``)."""
+        """Move the user and run the target state's action (``run_action=True``).
+        ``scheduled_out``: a list, filled with the user's pending steps read
+        in the same round trip (as ``scheduled_steps()``)."""
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -199,6 +216,7 @@ class SessionService:
             update=False,
             expected_version=expected_version,
             needs_current=state is not None and flow is None,
+            scheduled_out=scheduled_out,
         )
 
     def update_session_to(
@@ -210,8 +228,10 @@ class SessionService:
         state: str | None = None,
         session: Session | None = None,
         expected_version: int | None = None,
+        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
-        """Move the user without running the target state's action (``run_action=False``)."""
+        """Move the user without running the target state's action (``run_action=False``).
+        ``scheduled_out``: as ``step_to``."""
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -220,10 +240,18 @@ class SessionService:
             update=True,
             expected_version=expected_version,
             needs_current=state is not None and flow is None,
+            scheduled_out=scheduled_out,
         )
 
-    def step_back(self, user_id: str, *, expected_version: int | None = None) -> Session:
-        """Step to the stored back-to session (which stays in place)."""
+    def step_back(
+        self,
+        user_id: str,
+        *,
+        expected_version: int | None = None,
+        scheduled_out: list[ScheduledStep] | None = None,
+    ) -> Session:
+        """Step to the stored back-to session (which stays in place). ``scheduled_out``: as
+        ``step_to``."""
 
         def back_to(current: Session | None) -> str:
             if current is None or current.back_to is None:
@@ -238,6 +266,7 @@ class SessionService:
             update=False,
             expected_version=expected_version,
             needs_current=True,
+            scheduled_out=scheduled_out,
         )
 
     def set_back_to(
@@ -249,8 +278,10 @@ class SessionService:
         state: str | None = None,
         session: Session | None = None,
         expected_version: int | None = None,
+        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
-        """Store the session ``step_back`` returns to. Not a transition: no signals, no history."""
+        """Store the session ``step_back`` returns to. Not a transition: no signals, no history.
+        ``scheduled_out``: as ``step_to``."""
         validate_user_id(user_id)
         resolve = self._target_resolver(slug, flow, state, session)
         if state is not None and flow is None:
@@ -261,8 +292,14 @@ class SessionService:
         else:
             target = resolve(None)
         row = self.store.set_back_to(
-            user_id, target, expected_version=expected_version, ttl_ms=self._ttl_ms
+            user_id,
+            target,
+            expected_version=expected_version,
+            ttl_ms=self._ttl_ms,
+            with_steps=scheduled_out is not None,
         )
+        if len(row) > 6:
+            scheduled_out[:] = self._scheduled_list(user_id, row.pop())  # type: ignore[index]
         if row[0] == NO_SESSION:
             raise InvalidStateTransition(f"User {user_id!r} has no session to set a back-to on")
         if row[0] == CONFLICT:
@@ -350,9 +387,7 @@ class SessionService:
 
     def scheduled_steps(self, user_id: str) -> list[ScheduledStep]:
         """The user's pending steps, soonest first."""
-        records = self.store.steps(validate_user_id(user_id))
-        steps = [self._scheduled_step(user_id, sid, rec) for sid, rec in records.items()]
-        return sorted(steps, key=lambda step: (step.due, step.created, step.id))
+        return self._scheduled_list(user_id, self.store.steps(validate_user_id(user_id)))
 
     def cancel_scheduled(self, user_id: str, step_id: str | None = None) -> int:
         """Cancel one pending step (``step_id``) or all of the user's; returns how many were
@@ -484,6 +519,7 @@ class SessionService:
             # A step due in the past fires promptly: the sweep waits a grace from now.
             sweep_after_ms=max(due_ms, now),
         )
+        self._steps_changes += 1
         step = ScheduledStep(
             id=step_id,
             user_id=user_id,
@@ -515,6 +551,7 @@ class SessionService:
             keep=self.step_outcomes_length,
             ttl_ms=self.step_outcomes_ttl * 1000,
         )
+        self._steps_changes += 1
         return self._announce_cancelled(user_id, removed)
 
     def _announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> int:
@@ -541,6 +578,7 @@ class SessionService:
             keep=self.step_outcomes_length,
             ttl_ms=self.step_outcomes_ttl * 1000,
         )
+        self._steps_changes += 1
         if removed:
             logger.warning("Step %s of %r %s: %s", step.id, step.user_id, outcome, reason)
         return bool(removed)
@@ -552,6 +590,12 @@ class SessionService:
             keep=self.step_outcomes_length,
             ttl_ms=self.step_outcomes_ttl * 1000,
         )
+
+    def _scheduled_list(
+        self, user_id: str, records: dict[str, dict[str, Any]]
+    ) -> list[ScheduledStep]:
+        steps = [self._scheduled_step(user_id, sid, rec) for sid, rec in records.items()]
+        return sorted(steps, key=lambda step: (step.due, step.created, step.id))
 
     def _scheduled_step(self, user_id: str, step_id: str, record: dict[str, Any]) -> ScheduledStep:
         return ScheduledStep(
@@ -688,13 +732,15 @@ class SessionService:
         expected_version: int | None,
         needs_current: bool,
         step: tuple[str, bool, str | None] | None = None,
+        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
         validate_user_id(user_id)
+        out = scheduled_out
         if not needs_current and not signals.pre_transition.has_listeners(SessionService):
             # The fast path: one round trip; the script knows the source.
             target = resolve(None)
-            row = self._write(user_id, target, update, expected_version, method, step)
-            return self._after(user_id, row, target, method, run_action, expected_version)
+            row = self._write(user_id, target, update, expected_version, method, step, out)
+            return self._after(user_id, row, target, method, run_action, expected_version, out)
         # Read first (the target or pre_transition's source needs it), then write only if the
         # version is still the one read; on a race, read again.
         for _ in range(self.conflict_retries):
@@ -705,6 +751,8 @@ class SessionService:
             target = resolve(current)
             source = None if current is None else current.slug
             if update and source == target:
+                if out is not None:
+                    out[:] = self.scheduled_steps(user_id)
                 return current  # type: ignore[return-value]
             signals.pre_transition.send(
                 sender=SessionService,
@@ -714,9 +762,9 @@ class SessionService:
                 method=method,
                 run_action=run_action,
             )
-            row = self._write(user_id, target, update, version, method, step)
+            row = self._write(user_id, target, update, version, method, step, out)
             if row[0] != CONFLICT:
-                return self._after(user_id, row, target, method, run_action, version)
+                return self._after(user_id, row, target, method, run_action, version, out)
         raise SessionConflict(user_id, version, row[1])
 
     def _write(
@@ -727,8 +775,9 @@ class SessionService:
         expected: int | None,
         method: str,
         step: tuple[str, bool, str | None] | None = None,
+        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Row:
-        return self.store.transition(
+        row = self.store.transition(
             user_id,
             target,
             update=update,
@@ -737,7 +786,11 @@ class SessionService:
             method=method,
             history_length=self.history_length,
             step=step,
+            with_steps=scheduled_out is not None,
         )
+        if len(row) > 6:
+            scheduled_out[:] = self._scheduled_list(user_id, row.pop())  # type: ignore[index]
+        return row
 
     def _after(
         self,
@@ -747,6 +800,7 @@ class SessionService:
         method: str,
         run_action: bool,
         expected_version: int | None,
+        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
         status = row[0]
         if status == CONFLICT:
@@ -757,6 +811,7 @@ class SessionService:
         if status == UNCHANGED:
             return session
         source = session.slug if status == SLID else session.previous
+        changes = self._steps_changes
         signals.post_transition.send(
             sender=SessionService,
             user_id=user_id,
@@ -766,6 +821,10 @@ class SessionService:
             run_action=run_action,
             session=session,
         )
+        if scheduled_out is not None and self._steps_changes != changes:
+            # An action (an on_enter, say) scheduled or cancelled steps after the script read
+            # them: read them again.
+            scheduled_out[:] = self.scheduled_steps(user_id)
         return session
 
     def _redirect(self, session: Session, target: str) -> Session:

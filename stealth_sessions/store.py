@@ -109,6 +109,34 @@ class RedisStore:
         except RedisError as exc:
             raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
 
+    def read_with_steps(
+        self, user_id: str, ttl_ms: int | None, slide: bool
+    ) -> tuple[Row | None, dict[str, dict[str, Any]]]:
+        """read() and steps() in one round trip (for the HTTP API, which shows both)."""
+        k = self.keys.current(user_id)
+        try:
+            if ttl_ms is None or not slide:
+                # read()'s hot path, with HGETALL pipelined (not a transaction: no MULTI).
+                pipe = self.client.pipeline(transaction=False)
+                pipe.execute_command(
+                    "MGET", k, k + ":previous", k + ":back_to", k + ":version", k + ":indexed"
+                )
+                pipe.execute_command("HGETALL", k + ":steps")
+                (cur, prev, back, ver, marker), raw = pipe.execute()
+                if cur is None and (marker is None or not slide):
+                    return None, _records(raw)
+                if marker is not None and marker[0] == 48 and marker[1:] == cur:  # b"0"
+                    return [WRITTEN, cur, prev, back, int(ver or 0), -1], _records(raw)
+            row = self._read(
+                self.client,
+                (k, k + ":steps"),
+                (user_id, self._ix, ttl_ms or "", now_ms(), "1" if slide else "0"),
+            )
+        except RedisError as exc:
+            raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
+        steps = _records(row.pop())
+        return (None if row[0] == NO_SESSION else row), steps
+
     def transition(
         self,
         user_id: str,
@@ -120,7 +148,10 @@ class RedisStore:
         method: str,
         history_length: int,
         step: tuple[str, bool, str | None] | None = None,
+        with_steps: bool = False,
     ) -> Row:
+        """``with_steps``: a row that is not a conflict gets the user's pending steps (as
+        steps() returns them) appended, read in the same script."""
         args: tuple[Any, ...] = (
             user_id,
             self._ix,
@@ -134,14 +165,27 @@ class RedisStore:
         )
         if step is not None:  # a scheduled step firing: (step id, if_unchanged, source)
             args += (step[0], "1" if step[1] else "0", step[2] or "")
+        k = self.keys.current(user_id)
         try:
-            return self._transition(self.client, (self.keys.current(user_id),), args)
+            if not with_steps:
+                return self._transition(self.client, (k,), args)
+            row = self._transition(self.client, (k, k + ":steps"), args)
         except RedisError as exc:
             raise SessionStoreUnavailable(f"Redis failed while writing a session: {exc}") from exc
+        if len(row) > 6:
+            row[6] = _records(row[6])
+        return row
 
     def set_back_to(
-        self, user_id: str, target: str, *, expected_version: int | None, ttl_ms: int | None
+        self,
+        user_id: str,
+        target: str,
+        *,
+        expected_version: int | None,
+        ttl_ms: int | None,
+        with_steps: bool = False,
     ) -> Row:
+        """``with_steps``: as transition()."""
         args = (
             user_id,
             self._ix,
@@ -150,8 +194,13 @@ class RedisStore:
             target,
             "" if expected_version is None else expected_version,
         )
+        k = self.keys.current(user_id)
+        keys = (k, k + ":steps") if with_steps else (k,)
         with translate_errors("writing a back-to session"):
-            return self._back_to(self.client, (self.keys.current(user_id),), args)
+            row = self._back_to(self.client, keys, args)
+        if len(row) > 6:
+            row[6] = _records(row[6])
+        return row
 
     def reset(
         self, user_id: str, *, expected_version: int | None, keep: int, ttl_ms: int
@@ -349,7 +398,13 @@ class RedisStore:
             return int(self.client.zcard(self.keys.steps_index))
 
 
-@cache
+def _records(flat: list[bytes] | dict[bytes, bytes]) -> dict[str, dict[str, Any]]:
+    """``{step id: record}`` from a steps hash's HGETALL (flat from a script, or a dict)."""
+    if isinstance(flat, dict):
+        return {decode(k): json.loads(v) for k, v in flat.items()}  # type: ignore[misc]
+    return {decode(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
+
+
 @cache
 def _step_script(name: str) -> Script:
     return Script(f"{name}.lua")

@@ -11,6 +11,7 @@ from django.core.cache import caches
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from stealth_sessions import signals
 from stealth_sessions.api import authentication
 from stealth_sessions.exceptions import SessionStoreUnavailable
 from stealth_sessions.service import SessionService
@@ -256,6 +257,12 @@ def test_delete_resets_the_session(api, service):
         ({"slug": "hello->say_hello", "sulg": "x"}, "unknown_field"),
         ({"slug": None}, "null"),
         ({"slug": ""}, "blank"),
+        ({"slug": "hello->" + "x" * 194}, "max_length"),
+        ({"slug": "hello->say\x00hello"}, "null_characters_not_allowed"),
+        ({"slug": 5}, "invalid_slug"),
+        ({"flow": "hello", "state": ["ask_name"]}, "invalid"),
+        ({"flow": "hello", "slug": "hello->say_hello"}, "invalid_target"),
+        ({"sulg": "hello->say_hello"}, "unknown_field"),
         ([1, 2], "invalid"),
     ],
 )
@@ -488,7 +495,7 @@ def test_redis_unavailable_is_503_with_retry_after(api, monkeypatch):
             "Redis failed while reading: Connection refused 10.0.0.1:6379"
         )
 
-    monkeypatch.setattr(SessionService, "get", down)
+    monkeypatch.setattr(SessionService, "get_with_scheduled", down)
     r = api.get(url("u1"))
     assert_error(r, 503, "store_unavailable")
     assert r["Retry-After"] == "1"
@@ -523,6 +530,40 @@ def test_with_redis_really_stopped_every_route_is_503(api, settings):
 
 
 # -- scheduling ---------------------------------------------------------------------------
+
+
+@has_scheduling
+def test_every_session_response_lists_the_pending_steps(api, service):
+    service.step_to("u1", slug="hello->say_hello")
+    service.step_to_in("u1", 60, slug="follow_up->nudge")
+    expected = api.get(url("u1", "scheduled")).json()
+    assert len(expected) == 1
+    responses = [
+        api.get(url("u1")),
+        api.post(url("u1", "step_to"), {"slug": "hello->ask_name"}, format="json"),
+        api.put(url("u1"), {"state": "get_name"}, format="json"),
+        api.post(url("u1", "back_to"), {"slug": "hello->say_hello"}, format="json"),
+        api.post(url("u1", "step_back"), format="json"),
+        api.post(url("u1", "step_back"), {}, format="json"),
+    ]
+    for r in responses:
+        assert r.status_code == 200, r.content
+        assert r.json()["scheduled"] == expected
+
+
+@has_scheduling
+def test_a_step_scheduled_by_the_action_shows_in_the_step_to_response(api, service):
+    def nudge(sender, *, user_id, target, **kwargs):
+        if target == "hello->ask_name":
+            service.step_to_in(user_id, 3600, slug="follow_up->nudge")
+
+    signals.post_transition.connect(nudge, weak=False)
+    try:
+        r = api.post(url("u1", "step_to"), {"slug": "hello->ask_name"}, format="json")
+    finally:
+        signals.post_transition.disconnect(nudge)
+    assert r.status_code == 200, r.content
+    assert [step["target"] for step in r.json()["scheduled"]] == ["follow_up->nudge"]
 
 
 @has_scheduling

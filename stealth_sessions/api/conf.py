@@ -1,5 +1,6 @@
-"""The ``STEALTH_SESSIONS_API`` settings dict, read at access time so ``override_settings``
-works. Class paths are dotted strings, imported (and cached) on use."""
+"""The ``STEALTH_SESSIONS_API`` settings dict, read on first access and again after each
+``setting_changed`` (so ``override_settings`` works). Class paths are dotted strings, imported
+(and cached) on use. Several settings are read on every request: the memo keeps them cheap."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 DEFAULTS: dict[str, Any] = {
@@ -36,23 +38,43 @@ DEFAULTS: dict[str, Any] = {
 
 
 class APISettings:
-    """One typed property per setting; each reads the user's dict on every access."""
+    """One typed property per setting, memoized until the settings change."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, Any] = {}
 
     def _get(self, name: str) -> Any:
+        try:
+            return self._memo[name]
+        except KeyError:
+            pass
         user = getattr(django_settings, "STEALTH_SESSIONS_API", None) or {}
-        return user.get(name, DEFAULTS[name])
+        value = self._memo[name] = user.get(name, DEFAULTS[name])
+        return value
+
+    def _classes(self, name: str) -> tuple[type, ...]:
+        key = name + ":imported"
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        classes = self._memo[key] = tuple(_import(path) for path in self._get(name))
+        return classes
+
+    def forget(self) -> None:
+        self._memo.clear()
 
     @property
-    def AUTHENTICATION_CLASSES(self) -> list[type]:
-        return [_import(path) for path in self._get("AUTHENTICATION_CLASSES")]
+    def AUTHENTICATION_CLASSES(self) -> tuple[type, ...]:
+        return self._classes("AUTHENTICATION_CLASSES")
 
     @property
-    def PERMISSION_CLASSES(self) -> list[type]:
-        return [_import(path) for path in self._get("PERMISSION_CLASSES")]
+    def PERMISSION_CLASSES(self) -> tuple[type, ...]:
+        return self._classes("PERMISSION_CLASSES")
 
     @property
-    def THROTTLE_CLASSES(self) -> list[type]:
-        return [_import(path) for path in self._get("THROTTLE_CLASSES")]
+    def THROTTLE_CLASSES(self) -> tuple[type, ...]:
+        return self._classes("THROTTLE_CLASSES")
 
     @property
     def AUTH_CACHE_TTL(self) -> float:
@@ -85,3 +107,11 @@ def _import(path: str | type) -> type:
 
 
 api_settings = APISettings()
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting == "STEALTH_SESSIONS_API":
+        api_settings.forget()
+
+
+setting_changed.connect(_forget)

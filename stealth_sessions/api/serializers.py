@@ -273,6 +273,29 @@ class ErrorSerializer(serializers.Serializer):
 # -- fast representations -------------------------------------------------------------------
 
 
+def plain_target(data: Any) -> dict[str, str] | None:
+    """TargetSerializer's ``target()`` for a body it would plainly accept (``{"slug": ...}``
+    or ``{"flow": ..., "state": ...}``, short ASCII strings); None for anything else, which
+    the serializer then validates and, if need be, answers with its 400."""
+    if type(data) is not dict or not 1 <= len(data) <= 2:
+        return None
+    if len(data) == 1:
+        if not data.keys() <= _TARGET_KEYS:
+            return None
+    elif data.keys() != _FLOW_STATE:
+        return None
+    for value in data.values():
+        if type(value) is not str or not 0 < len(value) <= 200 or not value.isascii():
+            return None
+        if "\x00" in value:
+            return None
+    return data
+
+
+_TARGET_KEYS = frozenset(("slug", "flow", "state"))
+_FLOW_STATE = frozenset(("flow", "state"))
+
+
 def session_summary(session: Session) -> dict[str, Any]:
     """SessionSummarySerializer's shape."""
     return {

@@ -1,5 +1,6 @@
 -- ARGV[5]: target, ARGV[6]: expected version ('' = any).
--- Returns {-1} without a session, {0, version} on conflict, else {3, ...} as transition.lua.
+-- Returns {-1} without a session, {0, version} on conflict, else {3, ...} as transition.lua
+-- (with KEYS[2], the steps hash: its HGETALL appended, as transition.lua).
 local k, uid, ix, ttl, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local target, expected = ARGV[5], ARGV[6]
 local v = redis.call('MGET', k, k .. ':previous', k .. ':version', k .. ':indexed')
@@ -11,4 +12,6 @@ redis.call('SET', k .. ':back_to', target)
 ver = redis.call('INCR', k .. ':version')
 reindex(ix, uid, marker_slug(marker) or false, cur)
 settle(k, ix, uid, cur, ttl, now, marker, marker and string.sub(marker, 1, 1))
-return {3, cur, v[2], target, ver, ttl or redis.call('PTTL', k)}
+local row = {3, cur, v[2], target, ver, ttl or redis.call('PTTL', k)}
+if KEYS[2] then row[7] = redis.call('HGETALL', KEYS[2]) end
+return row

@@ -1,7 +1,13 @@
 -- The slow path of get (with an expiry to slide, or a slug changed by hand) and of peek.
 -- ARGV[5]: '1' for get (slides, re-indexes), '0' for peek (reads only).
 -- Returns false without a session, else {3, current, previous, back_to, version, pttl}.
+-- KEYS[2], given only by callers that want it (the HTTP API): the user's steps hash; then
+-- the reply is {-1, steps} without a session, else the row with HGETALL steps appended.
 local k, uid, ix, ttl, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local function none()
+  if KEYS[2] then return {-1, redis.call('HGETALL', KEYS[2])} end
+  return false
+end
 local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
                      k .. ':indexed')
 local cur, ver, marker = v[1], tonumber(v[4] or '0'), v[5]
@@ -12,7 +18,7 @@ if ARGV[5] == '1' then
     reindex(ix, uid, old, cur)
     if not cur then
       redis.call('DEL', k .. ':indexed')
-      return false
+      return none()
     end
     ver = redis.call('INCR', k .. ':version')
   end
@@ -20,5 +26,7 @@ if ARGV[5] == '1' then
     settle(k, ix, uid, cur, ttl, now, marker, marker and string.sub(marker, 1, 1))
   end
 end
-if not cur then return false end
-return {3, cur, v[2], v[3], ver, redis.call('PTTL', k)}
+if not cur then return none() end
+local row = {3, cur, v[2], v[3], ver, redis.call('PTTL', k)}
+if KEYS[2] then row[7] = redis.call('HGETALL', KEYS[2]) end
+return row

@@ -2,8 +2,13 @@
 -- ARGV[9]: history length; ARGV[10..12]: a scheduled step firing (see below).
 -- Returns {0, version} on conflict, else {status, current, previous, back_to, version, pttl}
 -- with status 1: nothing done (update to the current slug), 2: same slug, expiry slid,
--- 3: written.
+-- 3: written. KEYS[2], given only by callers that want it (the HTTP API): the user's steps
+-- hash, whose HGETALL is then appended to those rows (saves the caller a round trip).
 local k, uid, ix, ttl, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local function out(row)
+  if KEYS[2] then row[7] = redis.call('HGETALL', KEYS[2]) end
+  return row
+end
 local target, mode, expected = ARGV[5], ARGV[6], ARGV[7]
 local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
                      k .. ':indexed')
@@ -21,10 +26,10 @@ if ARGV[10] then
 end
 local was = marker and string.sub(marker, 1, 1)
 if cur == target then
-  if mode == 'update' then return {1, cur, v[2], v[3], ver, redis.call('PTTL', k)} end
+  if mode == 'update' then return out({1, cur, v[2], v[3], ver, redis.call('PTTL', k)}) end
   reindex(ix, uid, marker_slug(marker) or false, cur)
   settle(k, ix, uid, cur, ttl, now, marker, was)
-  return {2, cur, v[2], v[3], ver, ttl or redis.call('PTTL', k)}
+  return out({2, cur, v[2], v[3], ver, ttl or redis.call('PTTL', k)})
 end
 local back, new_marker = v[3], (ttl and '1' or '0') .. target
 ver = ver + 1
@@ -44,4 +49,4 @@ if redis.call('LPUSH', k .. ':history', cjson.encode({now, ARGV[8], cur or false
 end
 reindex(ix, uid, marker_slug(marker) or false, target)
 settle(k, ix, uid, target, ttl, now, new_marker, was)
-return {3, target, cur or false, back, ver, ttl or -1}
+return out({3, target, cur or false, back, ver, ttl or -1})
