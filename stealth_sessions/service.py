@@ -208,6 +208,8 @@ class SessionService:
         """Move the user and run the target state's action (``run_action=True``).
         ``scheduled_out``: a list, filled with the user's pending steps read
         in the same round trip (as ``scheduled_steps()``)."""
+        if slug is not None and flow is state is session is scheduled_out is None:
+            return self._to_slug(user_id, slug, "step_to", True, False, expected_version)
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -232,6 +234,8 @@ class SessionService:
     ) -> Session:
         """Move the user without running the target state's action (``run_action=False``).
         ``scheduled_out``: as ``step_to``."""
+        if slug is not None and flow is state is session is scheduled_out is None:
+            return self._to_slug(user_id, slug, "update_session_to", False, True, expected_version)
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -766,6 +770,40 @@ class SessionService:
             if row[0] != CONFLICT:
                 return self._after(user_id, row, target, method, run_action, version, out)
         raise SessionConflict(user_id, version, row[1])
+
+    def _to_slug(
+        self,
+        user_id: str,
+        slug: str,
+        method: str,
+        run_action: bool,
+        update: bool,
+        expected_version: int | None,
+    ) -> Session:
+        """The hot path of step_to/update_session_to: a slug target and no pre_transition
+        receiver make one store call, with as little Python around it as can be."""
+        validate_user_id(user_id)
+        target = self._checked(slug)
+        if signals.pre_transition.has_listeners(SessionService):
+            return self._transition(
+                user_id,
+                lambda current: target,
+                method=method,
+                run_action=run_action,
+                update=update,
+                expected_version=expected_version,
+                needs_current=False,
+            )
+        row = self.store.transition(
+            user_id,
+            target,
+            update=update,
+            expected_version=expected_version,
+            ttl_ms=self._ttl_ms,
+            method=method,
+            history_length=self.history_length,
+        )
+        return self._after(user_id, row, target, method, run_action, expected_version)
 
     def _write(
         self,
