@@ -794,15 +794,7 @@ class SessionService:
                 expected_version=expected_version,
                 needs_current=False,
             )
-        row = self.store.transition(
-            user_id,
-            target,
-            update=update,
-            expected_version=expected_version,
-            ttl_ms=self._ttl_ms,
-            method=method,
-            history_length=self.history_length,
-        )
+        row = self._write(user_id, target, update, expected_version, method)
         return self._after(user_id, row, target, method, run_action, expected_version)
 
     def _write(
