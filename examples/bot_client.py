@@ -102,10 +102,9 @@ def converse(client: SessionsClient, user_id: str) -> list[str]:
     session = client.step_to(user_id, session["version"], state="get_name")
     seen.append(session["slug"])
     follow_up = client.post(user_id, "step_to_in", {"flow": detour, "delay": "PT1H"})
-    assert (
-        client.request("GET", client.session_path(user_id, "scheduled"))[2][0]["id"]
-        == (follow_up["step"]["id"])
-    )
+    # The bot's own actions may have scheduled steps too (the demo nudges users at ask_name).
+    pending = client.request("GET", client.session_path(user_id, "scheduled"))[2]
+    assert follow_up["step"]["id"] in [step["id"] for step in pending]
     client.request("DELETE", client.session_path(user_id, "scheduled"))
     client.request(
         "DELETE", client.session_path(user_id), headers={"If-Match": f'"{session["version"]}"'}

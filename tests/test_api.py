@@ -18,10 +18,6 @@ from stealth_sessions.service import SessionService
 
 pytestmark = pytest.mark.django_db
 
-has_scheduling = pytest.mark.skipif(
-    not hasattr(SessionService, "step_to_in"), reason="the service has no scheduled steps yet"
-)
-
 
 @pytest.fixture(autouse=True)
 def _fresh_auth_cache():
@@ -532,7 +528,6 @@ def test_with_redis_really_stopped_every_route_is_503(api, settings):
 # -- scheduling ---------------------------------------------------------------------------
 
 
-@has_scheduling
 def test_every_session_response_lists_the_pending_steps(api, service):
     service.step_to("u1", slug="hello->say_hello")
     service.step_to_in("u1", 60, slug="follow_up->nudge")
@@ -551,7 +546,6 @@ def test_every_session_response_lists_the_pending_steps(api, service):
         assert r.json()["scheduled"] == expected
 
 
-@has_scheduling
 def test_a_step_scheduled_by_the_action_shows_in_the_step_to_response(api, service):
     def nudge(sender, *, user_id, target, **kwargs):
         if target == "hello->ask_name":
@@ -566,7 +560,22 @@ def test_a_step_scheduled_by_the_action_shows_in_the_step_to_response(api, servi
     assert [step["target"] for step in r.json()["scheduled"]] == ["follow_up->nudge"]
 
 
-@has_scheduling
+def test_scheduling_routes_answer_501_when_scheduling_is_disabled(api, settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SCHEDULER": None}
+    calls = [
+        api.post(url("u1", "step_to_in"), {"slug": "follow_up->nudge", "delay": 60}, format="json"),
+        api.post(
+            url("u1", "step_to_at"),
+            {"slug": "follow_up->nudge", "at": "2030-01-01T09:00:00+01:00"},
+            format="json",
+        ),
+        api.delete(url("u1", "scheduled")),
+    ]
+    for r in calls:
+        assert r.status_code == 501, r.content
+        assert r.json()["code"] == "scheduling_disabled"
+
+
 def test_step_to_in_schedules_and_shows_in_the_session(api, service):
     service.step_to("u1", slug="hello->say_hello")
     r = api.post(url("u1", "step_to_in"), {"slug": "follow_up->nudge", "delay": 60}, format="json")
@@ -580,7 +589,6 @@ def test_step_to_in_schedules_and_shows_in_the_session(api, service):
     assert timedelta(seconds=55) < due - datetime.now(UTC) <= timedelta(seconds=60)
 
 
-@has_scheduling
 @pytest.mark.parametrize("delay", ["PT5M", "P1D", 0.5, "00:05:00"])
 def test_step_to_in_takes_seconds_or_an_iso_8601_duration(api, delay):
     r = api.post(
@@ -593,7 +601,6 @@ def test_step_to_in_takes_seconds_or_an_iso_8601_duration(api, delay):
     assert r.json()["session"] is None  # scheduling does not create a session
 
 
-@has_scheduling
 @pytest.mark.parametrize(
     "delay", [0, -1, "P0D", "-PT5M", "soon", True, None, 1e300, "P100000D", [1]]
 )
@@ -603,7 +610,6 @@ def test_bad_delays_are_400_invalid_delay(api, delay):
     assert r.json()["code"] in ("invalid_delay", "null")
 
 
-@has_scheduling
 def test_step_to_at_takes_an_aware_time(api):
     at = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
     local = at.astimezone(datetime.now().astimezone().tzinfo).isoformat()
@@ -612,7 +618,6 @@ def test_step_to_at_takes_an_aware_time(api):
     assert datetime.fromisoformat(r.json()["step"]["due"]) == at
 
 
-@has_scheduling
 @pytest.mark.parametrize(
     "at, code",
     [
@@ -629,7 +634,6 @@ def test_bad_times_are_400(api, at, code):
     )
 
 
-@has_scheduling
 def test_scheduling_validates_the_target_now(api):
     r = api.post(url("u1", "step_to_in"), {"slug": "hello->nope", "delay": 5}, format="json")
     assert_error(r, 400, "invalid_transition")
@@ -637,7 +641,6 @@ def test_scheduling_validates_the_target_now(api):
     assert_error(r, 400, "unknown_field")
 
 
-@has_scheduling
 def test_cancel_one_then_all_scheduled_steps(api):
     ids = [
         api.post(url("u1", "step_to_in"), {"flow": "follow_up", "delay": d}, format="json").json()[
@@ -654,7 +657,6 @@ def test_cancel_one_then_all_scheduled_steps(api):
     assert api.get(url("u1", "scheduled")).json() == []
 
 
-@has_scheduling
 def test_scheduling_posts_are_idempotent_too(api):
     body = {"flow": "follow_up", "delay": 60}
     a = api.post(url("u1", "step_to_in"), body, format="json", HTTP_IDEMPOTENCY_KEY="k")

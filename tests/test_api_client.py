@@ -9,8 +9,6 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 
-from stealth_sessions.service import SessionService
-
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "bot_client.py"
 
 
@@ -21,7 +19,6 @@ def load_example():
     return module
 
 
-@pytest.mark.skipif(not hasattr(SessionService, "step_to_in"), reason="no scheduled steps yet")
 @pytest.mark.django_db(transaction=True)
 def test_example_bot_client_plays_a_conversation(live_server, service):
     user = User.objects.create_user("example-bot")

@@ -83,10 +83,10 @@ class ServiceUnavailable(APIError):
     wait = RETRY_AFTER_SECONDS
 
 
-class NotImplementedYet(APIError):
+class SchedulingDisabled(APIError):
     status_code = status.HTTP_501_NOT_IMPLEMENTED
-    default_detail = _("This installation's session service does not support this.")
-    default_code = "not_implemented"
+    default_detail = _("Scheduled steps are disabled in this installation.")
+    default_code = "scheduling_disabled"
 
 
 def to_api_error(exc: Exception, request: Any) -> Exception:

@@ -30,7 +30,7 @@ from ..slugs import parse
 from ..values import ScheduledStep, Session
 from . import serializers as s
 from .conf import api_settings
-from .errors import BadRequest, NotFound, NotImplementedYet, exception_handler
+from .errors import BadRequest, NotFound, SchedulingDisabled, exception_handler
 from .idempotency import idempotent
 
 # "<digits>" exactly: versions are compared strongly, so weak (W/) tags never match.
@@ -48,7 +48,7 @@ _ERROR_TEXT = {
     412: "If-Match is stale: the session moved on",
     422: "Idempotency-Key reused with a different request",
     429: "Throttled",
-    501: "The session service has no scheduling",
+    501: "Scheduled steps are disabled (STEALTH_SESSIONS['SCHEDULER'] is None)",
     503: "Redis unavailable; see Retry-After",
 }
 
@@ -207,11 +207,14 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         data["scheduled"] = [s.scheduled_step(x) for x in steps]
         return Response(data, headers={"ETag": f'"{session.version}"'})
 
-    def _scheduling(self, name: str) -> Any:
-        method = getattr(self.service, name, None)
-        if method is None:
-            raise NotImplementedYet(f"The session service has no {name}()")
-        return method
+    def _scheduling(self) -> SessionService:
+        """The service, if scheduled steps are enabled (a SCHEDULER is configured)."""
+        service = self.service
+        if service.scheduler is None:
+            raise SchedulingDisabled(
+                "Scheduled steps are disabled: STEALTH_SESSIONS['SCHEDULER'] is None"
+            )
+        return service
 
     # -- collection -----------------------------------------------------------------------
 
@@ -367,9 +370,8 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     @idempotent
     def step_to_in(self, request: Request, user_id: str) -> Response:
-        method = self._scheduling("step_to_in")
         data = self._target(s.StepToInSerializer, request)
-        step = method(
+        step = self._scheduling().step_to_in(
             user_id,
             data.validated_data["delay"],
             **data.target(),
@@ -386,9 +388,8 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     @idempotent
     def step_to_at(self, request: Request, user_id: str) -> Response:
-        method = self._scheduling("step_to_at")
         data = self._target(s.StepToAtSerializer, request)
-        step = method(
+        step = self._scheduling().step_to_at(
             user_id,
             data.validated_data["at"],
             **data.target(),
@@ -412,7 +413,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     @action(detail=True, methods=["get", "delete"])
     def scheduled(self, request: Request, user_id: str) -> Response:
         if request.method == "DELETE":
-            return Response({"cancelled": self._scheduling("cancel_scheduled")(user_id)})
+            return Response({"cancelled": self._scheduling().cancel_scheduled(user_id)})
         return Response(self._scheduled(user_id))
 
     @extend_schema(
@@ -423,7 +424,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     @action(detail=True, methods=["delete"], url_path=r"scheduled/(?P<step_id>[^/]+)")
     def cancel_scheduled(self, request: Request, user_id: str, step_id: str) -> Response:
-        if not self._scheduling("cancel_scheduled")(user_id, step_id=step_id):
+        if not self._scheduling().cancel_scheduled(user_id, step_id=step_id):
             raise NotFound(
                 f"User {user_id[:100]!r} has no scheduled step {step_id[:100]!r}",
                 "no_scheduled_step",
