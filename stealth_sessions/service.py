@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import logging
-import math
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import signals
 from .conf import conf
 from .exceptions import (
-    InvalidSchedule,
     InvalidSlug,
     InvalidStateTransition,
-    InvalidUserId,
     NoBackToSession,
     SessionConflict,
-    SessionStoreUnavailable,
-    StealthSessionsError,
 )
 from .flows import FlowMap
 from .slugs import parse, slugify
+from .steps import ScheduledSteps, _StepNotApplied, load_scheduler
 from .store import (
     CONFLICT,
     NO_SESSION,
@@ -42,37 +34,16 @@ from .store import (
     decode,
     from_cache,
 )
-from .values import ScheduledStep, Session, StepOutcome, Transition
+from .users import validate_user_id
+from .values import ScheduledStep, Session, Transition
 
 if TYPE_CHECKING:
     from .scheduling.base import StepScheduler
 
 __all__ = ["Session", "SessionService", "Transition", "get_session_service", "validate_user_id"]
 
-MAX_USER_ID_LENGTH = 256
-# Whitespace and control characters (C0, DEL, C1) would break redis-cli use and log lines.
-_BAD_USER_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
-
-def validate_user_id(user_id: object) -> str:
-    """Return ``user_id`` if acceptable, else raise InvalidUserId saying why."""
-    if type(user_id) is not str:
-        raise InvalidUserId(f"A user id must be a string, not {type(user_id).__name__}")
-    if not user_id or len(user_id) > MAX_USER_ID_LENGTH:
-        raise InvalidUserId(
-            f"A user id must have 1 to {MAX_USER_ID_LENGTH} characters, not {len(user_id)}"
-        )
-    if _BAD_USER_ID_CHAR.search(user_id):
-        raise InvalidUserId(f"User id {user_id[:40]!r} contains whitespace or a control character")
-    if not user_id.isascii():
-        try:
-            user_id.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidUserId(f"User id {user_id[:40]!r} is not valid Unicode") from None
-    return user_id
-
-
-class SessionService:
+class SessionService(ScheduledSteps):
     """Stealth's session model over Redis. Methods take ``user_id`` first; targets are given as
     exactly one of ``slug=``, ``flow=`` (optionally with ``state=``), ``state=`` alone (stays in
     the current flow) or ``session=``."""
@@ -327,291 +298,6 @@ class SessionService:
             sender=SessionService, user_id=user_id, session=self._session(user_id, row)
         )
         return True
-
-    # -- scheduled steps (step_to_in / step_to_at) -----------------------------------------
-    # The app keeps pending steps in Redis itself (store: <user>:steps, idx:steps; no TTL), so
-    # they can be listed and cancelled without asking the engine. The engine (self.scheduler,
-    # see stealth_sessions/scheduling/) is only told "run step S of user U at T"; it may
-    # deliver that late, twice or after a cancel: run_scheduled_step() applies a step at most
-    # once, because transition.lua takes the step's record in the script that writes.
-
-    def step_to_in(
-        self,
-        user_id: str,
-        delay: timedelta | float,
-        *,
-        slug: str | None = None,
-        flow: str | None = None,
-        state: str | None = None,
-        session: Session | None = None,
-        if_unchanged: bool = False,
-    ) -> ScheduledStep:
-        """Schedule a ``step_to`` in ``delay`` (a timedelta or seconds, > 0). The target is
-        resolved and validated now; the session is not changed. With ``if_unchanged`` the step
-        fires only if the user is then still at the slug they are at now."""
-        if isinstance(delay, timedelta):
-            seconds = delay.total_seconds()
-        elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
-            seconds = float(delay)
-        else:
-            raise InvalidSchedule(
-                f"delay must be a timedelta or a number of seconds, not {type(delay).__name__}"
-            )
-        if not (seconds > 0 and math.isfinite(seconds)):
-            raise InvalidSchedule(
-                f"delay must be more than 0 seconds, not {delay!r}; use step_to() to step now"
-            )
-        due = timezone.now() + timedelta(seconds=seconds)
-        target = (slug, flow, state, session)
-        return self._schedule(user_id, due, target, if_unchanged, method="step_to_in")
-
-    def step_to_at(
-        self,
-        user_id: str,
-        when: datetime,
-        *,
-        slug: str | None = None,
-        flow: str | None = None,
-        state: str | None = None,
-        session: Session | None = None,
-        if_unchanged: bool = False,
-    ) -> ScheduledStep:
-        """Schedule a ``step_to`` at ``when``, an aware datetime (in the past: it fires
-        promptly). Otherwise as ``step_to_in``."""
-        if not isinstance(when, datetime):
-            raise InvalidSchedule(f"when must be a datetime, not {type(when).__name__}")
-        if timezone.is_naive(when):
-            raise InvalidSchedule(
-                f"when={when.isoformat()} is a naive datetime: its time zone is ambiguous. "
-                "Give an aware one, e.g. datetime(..., tzinfo=UTC) or "
-                "django.utils.timezone.make_aware(when)"
-            )
-        target = (slug, flow, state, session)
-        return self._schedule(user_id, when, target, if_unchanged, method="step_to_at")
-
-    def scheduled_steps(self, user_id: str) -> list[ScheduledStep]:
-        """The user's pending steps, soonest first."""
-        return self._scheduled_list(user_id, self.store.steps(validate_user_id(user_id)))
-
-    def cancel_scheduled(self, user_id: str, step_id: str | None = None) -> int:
-        """Cancel one pending step (``step_id``) or all of the user's; returns how many were
-        cancelled (0 for an unknown, applied or already cancelled step)."""
-        validate_user_id(user_id)
-        if step_id is None:
-            return self._cancel_steps(user_id, (), reason="cancelled")
-        if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
-            return 0
-        return self._cancel_steps(user_id, (step_id,), reason="cancelled")
-
-    def scheduled_step_outcomes(self, user_id: str, limit: int = 20) -> list[StepOutcome]:
-        """What became of the user's latest steps, newest first (at most
-        STEP_OUTCOMES_LENGTH are kept, for STEP_OUTCOMES_TTL seconds)."""
-        if limit < 1:
-            return []
-        return [
-            StepOutcome(at=_datetime(at), step_id=sid, target=target, outcome=what, reason=why)
-            for at, sid, target, what, why in self.store.step_outcomes(
-                validate_user_id(user_id), limit
-            )
-        ]
-
-    def run_scheduled_step(self, user_id: str, step_id: str) -> str:
-        """Apply a due step through the ``step_to`` path (validation, redirects, history,
-        signals with ``run_action=True``). Called by the engine's job; safe to call any number
-        of times. Returns the outcome: ``"applied"``, ``"dropped"`` (if_unchanged and the
-        user moved on), ``"failed"`` (recorded with the reason, not retried), ``"gone"``
-        (already applied or cancelled: nothing done) or ``"early"`` (handed back to the engine).
-
-        Raises SessionStoreUnavailable/SessionConflict with the step still pending (the
-        engine's retry or the sweep runs it again), and re-raises what a signal receiver or
-        ``@on_enter`` action raised, after recording it."""
-        validate_user_id(user_id)
-        record = self.store.step(user_id, step_id)
-        if record is None:
-            self.store.forget_step(user_id, step_id)
-            return GONE
-        step = self._scheduled_step(user_id, step_id, record)
-        if step.due > timezone.now():
-            # Engines round times (RQ: to the second) and hosts' clocks differ: not yet.
-            self._hand_off(step)
-            return EARLY
-        try:
-            # Validated again: the flow map may have changed since the step was scheduled.
-            target = self._checked(step.target)
-        except StealthSessionsError as exc:
-            self._remove_step(step, FAILED, f"Target {step.target!r} is no longer valid: {exc}")
-            return FAILED
-        try:
-            self._transition(
-                user_id,
-                lambda current: target,
-                method=step.method,
-                run_action=True,
-                update=False,
-                expected_version=None,
-                needs_current=False,
-                step=(step.id, step.if_unchanged, step.source),
-            )
-        except _StepNotApplied as exc:
-            if exc.status != STEP_DROPPED:
-                return GONE  # applied or cancelled by someone else meanwhile
-            self._record_outcome(
-                step,
-                DROPPED,
-                f"if_unchanged: the user is at {exc.current or '(no session)'}, "
-                f"not {step.source or '(no session)'}",
-            )
-            return DROPPED
-        except (SessionStoreUnavailable, SessionConflict):
-            raise
-        except Exception as exc:
-            why = f"{type(exc).__name__}: {exc}"
-            if not self._remove_step(step, FAILED, f"A pre_transition receiver raised {why}"):
-                # Taken by the write: applied, then a post_transition receiver or action raised.
-                self._record_outcome(step, APPLIED, f"Applied, then a receiver raised {why}")
-            raise
-        self._record_outcome(step, APPLIED, "")
-        return APPLIED
-
-    def sweep_scheduled(self, grace: float, *, batch: int = 1000) -> int:
-        """Hand to the engine again every pending step due more than ``grace`` seconds ago:
-        its job was lost (engine data flushed, a failed enqueue, a killed worker). A step whose
-        job was merely slow still applies once. Returns how many were handed over; each is
-        looked at again only after another ``grace``."""
-        now = _ms(timezone.now())
-        handed = 0
-        while True:
-            claimed = self.store.claim_overdue_steps(now - int(grace * 1000), now, batch)
-            for (user_id, step_id), record in zip(claimed, self.store.steps_of(claimed)):
-                if record is None:
-                    self.store.forget_step(user_id, step_id)
-                else:
-                    self._hand_off(self._scheduled_step(user_id, step_id, record))
-                    handed += 1
-            if len(claimed) < batch:
-                return handed
-
-    def _schedule(
-        self,
-        user_id: str,
-        due: datetime,
-        target_args: tuple[str | None, str | None, str | None, Session | None],
-        if_unchanged: bool,
-        *,
-        method: str,
-    ) -> ScheduledStep:
-        validate_user_id(user_id)
-        if self.scheduler is None:
-            raise ImproperlyConfigured(
-                "Scheduled steps need an engine: set STEALTH_SESSIONS['SCHEDULER'] (default "
-                "'stealth_sessions.scheduling.rq_engine.RQStepScheduler')"
-            )
-        slug, flow, state, session = target_args
-        resolve = self._target_resolver(slug, flow, state, session)
-        target = resolve(self.peek(user_id) if state is not None and flow is None else None)
-        now = _ms(timezone.now())
-        due_ms = _ms(due)
-        step_id = uuid4().hex
-        source = self.store.add_step(
-            user_id,
-            step_id,
-            target,
-            due_ms=due_ms,
-            created_ms=now,
-            if_unchanged=bool(if_unchanged),
-            method=method,
-            # A step due in the past fires promptly: the sweep waits a grace from now.
-            sweep_after_ms=max(due_ms, now),
-        )
-        self._steps_changes += 1
-        step = ScheduledStep(
-            id=step_id,
-            user_id=user_id,
-            target=target,
-            due=_datetime(due_ms),
-            created=_datetime(now),
-            if_unchanged=bool(if_unchanged),
-            method=method,
-            source=source,
-        )
-        self._hand_off(step)
-        signals.step_scheduled.send(sender=SessionService, user_id=user_id, step=step)
-        return step
-
-    def _hand_off(self, step: ScheduledStep) -> None:
-        try:
-            self.scheduler.enqueue(step)  # type: ignore[union-attr]
-        except Exception:
-            # The step is stored: the sweep hands it over again after STEP_SWEEP_GRACE.
-            logger.exception("Could not hand scheduled step %s to the engine", step.id)
-
-    def _cancel_steps(self, user_id: str, step_ids: tuple[str, ...], *, reason: str) -> int:
-        removed = self.store.remove_steps(
-            user_id,
-            step_ids,
-            now_ms=_ms(timezone.now()),
-            outcome=CANCELLED,
-            reason=reason,
-            keep=self.step_outcomes_length,
-            ttl_ms=self.step_outcomes_ttl * 1000,
-        )
-        self._steps_changes += 1
-        return self._announce_cancelled(user_id, removed)
-
-    def _announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> int:
-        """Tell the engine (best effort) and the receivers about steps removed as cancelled."""
-        for step_id, record in removed.items():
-            step = self._scheduled_step(user_id, step_id, record)
-            if self.scheduler is not None:
-                try:
-                    self.scheduler.cancel(step)
-                except Exception:
-                    # Harmless: a job delivered after the cancel finds no step and does nothing.
-                    logger.exception("Could not cancel the engine job of step %s", step.id)
-            signals.scheduled_step_cancelled.send(sender=SessionService, user_id=user_id, step=step)
-        return len(removed)
-
-    def _remove_step(self, step: ScheduledStep, outcome: str, reason: str) -> bool:
-        """Remove a still-pending step, recording why; False if it was already gone."""
-        removed = self.store.remove_steps(
-            step.user_id,
-            (step.id,),
-            now_ms=_ms(timezone.now()),
-            outcome=outcome,
-            reason=reason,
-            keep=self.step_outcomes_length,
-            ttl_ms=self.step_outcomes_ttl * 1000,
-        )
-        self._steps_changes += 1
-        if removed:
-            logger.warning("Step %s of %r %s: %s", step.id, step.user_id, outcome, reason)
-        return bool(removed)
-
-    def _record_outcome(self, step: ScheduledStep, outcome: str, reason: str) -> None:
-        self.store.record_step_outcome(
-            step.user_id,
-            (_ms(timezone.now()), step.id, step.target, outcome, reason),
-            keep=self.step_outcomes_length,
-            ttl_ms=self.step_outcomes_ttl * 1000,
-        )
-
-    def _scheduled_list(
-        self, user_id: str, records: dict[str, dict[str, Any]]
-    ) -> list[ScheduledStep]:
-        steps = [self._scheduled_step(user_id, sid, rec) for sid, rec in records.items()]
-        return sorted(steps, key=lambda step: (step.due, step.created, step.id))
-
-    def _scheduled_step(self, user_id: str, step_id: str, record: dict[str, Any]) -> ScheduledStep:
-        return ScheduledStep(
-            id=step_id,
-            user_id=user_id,
-            target=record["target"],
-            due=_datetime(record["due"]),
-            created=_datetime(record["created"]),
-            if_unchanged=bool(record["if_unchanged"]),
-            method=record.get("method") or "step_to_in",
-            source=record.get("source") or None,
-        )
 
     # -- locks ---------------------------------------------------------------------------
 
@@ -922,45 +608,3 @@ def _forget_service(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_forget_service)
-
-
-# -- scheduled steps: helpers --------------------------------------------------------------
-
-logger = logging.getLogger("stealth_sessions.scheduling")
-
-# Outcomes of a scheduled step (run_scheduled_step's return values and the recorded outcomes).
-APPLIED, DROPPED, FAILED, CANCELLED, GONE, EARLY = (
-    "applied", "dropped", "failed", "cancelled", "gone", "early"
-)  # fmt: skip
-_STEP_ID = re.compile(r"[0-9a-f]{32}")
-
-
-class _StepNotApplied(Exception):
-    """transition.lua refused a scheduled step: STEP_GONE or STEP_DROPPED (``current``: the
-    user's slug then). Internal: run_scheduled_step turns it into an outcome."""
-
-    def __init__(self, status: int, current: str | None) -> None:
-        self.status = status
-        self.current = current
-        super().__init__(status, current)
-
-
-def _ms(when: datetime) -> int:
-    return round(when.timestamp() * 1000)
-
-
-def _datetime(ms: float) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def load_scheduler(path: str | None) -> StepScheduler | None:
-    """Instantiate ``STEALTH_SESSIONS['SCHEDULER']`` (None: scheduling steps raises)."""
-    if path is None:
-        return None
-    try:
-        scheduler_class = import_string(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"STEALTH_SESSIONS['SCHEDULER'] = {path!r} could not be imported: {exc}"
-        ) from exc
-    return scheduler_class()
