@@ -15,11 +15,14 @@ def clean_redis() -> Iterator[None]:
     yield
     client = get_redis_connection("default")
     if os.environ.get("STEALTH_TEST_REDIS_PRIVATE"):
-        client.flushdb()  # our own server, started by tests/redis_plugin.py
+        client.flushdb()  # our own server, started by tests/settings.py
     else:
+        # A database named by STEALTH_TEST_REDIS_URL: only this run's keys, and RQ's (which
+        # have no prefix) so that no job of this run is left for the next.
         prefix = caches["default"].key_prefix
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
+        for pattern in (f"{prefix}:*", "rq:*"):
+            for key in client.scan_iter(match=pattern, count=1000):
+                client.delete(key)
 
 
 @pytest.fixture
