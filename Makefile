@@ -36,8 +36,9 @@ wheel-check: $(STAMP)
 	var/wheel/venv/bin/python -m pip install --quiet var/wheel/*.whl
 	cd var/wheel && venv/bin/python $(CURDIR)/.ci/check_wheel.py
 
+## make lint: ruff (lint and format) and mypy (with django-stubs)
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var

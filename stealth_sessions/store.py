@@ -323,7 +323,7 @@ class RedisStore:
         """The user's pending steps: ``{step id: record}``."""
         with translate_errors("reading scheduled steps"):
             raw = self.client.hgetall(self.keys.steps(user_id))
-        return {decode(k): json.loads(v) for k, v in raw.items()}  # type: ignore[misc]
+        return {k.decode() if isinstance(k, bytes) else k: json.loads(v) for k, v in raw.items()}
 
     def step(self, user_id: str, step_id: str) -> dict[str, Any] | None:
         with translate_errors("reading a scheduled step"):

@@ -34,6 +34,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import caches
+from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -128,13 +129,15 @@ def _connect() -> None:
     for model in (Token, user_model, Group, Permission):
         post_save.connect(invalidate, sender=model, dispatch_uid=f"ss_api_save_{model._meta}")
         post_delete.connect(invalidate, sender=model, dispatch_uid=f"ss_api_del_{model._meta}")
-    through = [Group.permissions.through]
+    through: list[type[Model]] = [Group.permissions.through]
     for name in ("groups", "user_permissions"):
         field = getattr(user_model, name, None)
         if field is not None:  # custom user models may lack PermissionsMixin
             through.append(field.through)
-    for model in through:
-        m2m_changed.connect(invalidate, sender=model, dispatch_uid=f"ss_api_m2m_{model._meta}")
+    for through_model in through:
+        m2m_changed.connect(
+            invalidate, sender=through_model, dispatch_uid=f"ss_api_m2m_{through_model._meta}"
+        )
 
 
 _connect()

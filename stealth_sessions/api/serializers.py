@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from django.utils.dateparse import parse_datetime, parse_duration
 from drf_spectacular.types import OpenApiTypes
@@ -24,6 +24,15 @@ from ..values import Session
 MAX_DELAY = timedelta(days=3650)
 
 # -- input ----------------------------------------------------------------------------------
+
+
+class Target(TypedDict, total=False):
+    """Where to move, as the service's keyword arguments: ``slug=``, or ``flow=`` and/or
+    ``state=`` (see :meth:`TargetSerializer.target`)."""
+
+    slug: str
+    flow: str
+    state: str
 
 
 class StrictSerializer(serializers.Serializer):
@@ -68,11 +77,17 @@ class TargetSerializer(StrictSerializer):
             )
         return attrs
 
-    def target(self) -> dict[str, str]:
+    def target(self) -> Target:
         """The service's keyword arguments: ``slug=`` or ``flow=``/``state=``."""
-        return {
-            k: self.validated_data[k] for k in ("slug", "flow", "state") if k in self.validated_data
-        }
+        data = self.validated_data
+        target: Target = {}
+        if "slug" in data:
+            target["slug"] = data["slug"]
+        if "flow" in data:
+            target["flow"] = data["flow"]
+        if "state" in data:
+            target["state"] = data["state"]
+        return target
 
 
 class EmptySerializer(StrictSerializer):
@@ -113,7 +128,7 @@ class DelayField(serializers.Field):
                 delay = None
         if delay is None or not timedelta(0) < delay <= MAX_DELAY:
             self.fail("invalid_delay", max=MAX_DELAY.days)
-        return delay  # type: ignore[return-value]
+        return delay
 
     def to_representation(self, value: timedelta) -> float:
         return value.total_seconds()
@@ -139,9 +154,9 @@ class AwareDateTimeField(serializers.Field):
                 when = None
         if when is None:
             self.fail("invalid_datetime")
-        if when.tzinfo is None:  # type: ignore[union-attr]
+        if when.tzinfo is None:
             self.fail("naive_datetime")
-        return when  # type: ignore[return-value]
+        return when
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()
@@ -264,7 +279,9 @@ class ErrorItemSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable, e.g. 'invalid_slug', 'precondition_failed'.")
     detail = serializers.CharField()
-    errors = serializers.DictField(
+    # A declared field, not an override: SerializerMetaclass moves it into _declared_fields,
+    # so Serializer.errors (a property) is untouched; the stubs cannot model that.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=ErrorItemSerializer(many=True), required=False, help_text="400: per field."
     )
     current_version = serializers.IntegerField(required=False, help_text="409/412 conflicts.")
@@ -273,7 +290,7 @@ class ErrorSerializer(serializers.Serializer):
 # -- fast representations -------------------------------------------------------------------
 
 
-def plain_target(data: Any) -> dict[str, str] | None:
+def plain_target(data: Any) -> Target | None:
     """TargetSerializer's ``target()`` for a body it would plainly accept (``{"slug": ...}``
     or ``{"flow": ..., "state": ...}``, short ASCII strings); None for anything else, which
     the serializer then validates and, if need be, answers with its 400."""
@@ -289,7 +306,7 @@ def plain_target(data: Any) -> dict[str, str] | None:
             return None
         if "\x00" in value:
             return None
-    return data
+    return cast(Target, data)  # checked above: only Target's keys, each a str
 
 
 _TARGET_KEYS = frozenset(("slug", "flow", "state"))

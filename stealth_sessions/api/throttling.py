@@ -21,7 +21,8 @@ class SessionsScopedThrottle(ScopedRateThrottle):
     def allow_request(self, request: Request, view: Any) -> bool:
         self.scope = READ_SCOPE if request.method in SAFE_METHODS else WRITE_SCOPE
         # Read at access time (DRF binds THROTTLE_RATES at import), so override_settings works.
-        self.rate = drf_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        # The stubs type the rates as numbers; DRF's are "<num>/<period>" strings (or None).
+        self.rate = drf_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[assignment]
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)

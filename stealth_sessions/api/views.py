@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.http.request import RawPostDataException
 from drf_spectacular.openapi import AutoSchema
@@ -17,13 +17,17 @@ from drf_spectacular.plumbing import is_list_serializer
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import status, viewsets
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.templatetags.rest_framework import replace_query_param
+from rest_framework.schemas.inspectors import ViewInspector
+from rest_framework.throttling import BaseThrottle
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
 
 from ..service import SessionService, get_session_service
 from ..slugs import parse
@@ -32,6 +36,11 @@ from . import serializers as s
 from .conf import api_settings
 from .errors import BadRequest, NotFound, SchedulingDisabled, exception_handler
 from .idempotency import idempotent
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass  # a stub-only alias
+
+_S = TypeVar("_S", bound=s.StrictSerializer)
 
 # "<digits>" exactly: versions are compared strongly, so weak (W/) tags never match.
 _IF_MATCH = re.compile(r'\s*"(\d{1,18})"\s*\Z')
@@ -119,18 +128,22 @@ class JSONNegotiation(DefaultContentNegotiation):
 # -- the views ----------------------------------------------------------------------------------
 
 
-class ServiceAPIMixin:
+class ServiceAPIMixin(APIView):
     """Auth, permissions, throttles from ``STEALTH_SESSIONS_API`` (read per request), JSON only,
     and the API's own exception handler. Subclasses may set ``permission_classes`` etc. to
-    override the settings for one view."""
+    override the settings for one view.
 
-    parser_classes = [JSONParser]
-    renderer_classes = [JSONRenderer]
+    An APIView subclass so that these attributes are checked against APIView's; the views'
+    MRO is unchanged (APIView came after ViewSetMixin already)."""
+
+    parser_classes: Sequence[type[BaseParser]] = [JSONParser]
+    renderer_classes: Sequence[type[BaseRenderer]] = [JSONRenderer]
     content_negotiation_class: type[BaseContentNegotiation] = JSONNegotiation
-    schema = ServiceSchema()
-    authentication_classes: list[type] | None = None  # type: ignore[assignment]
-    permission_classes: list[type] | None = None  # type: ignore[assignment]
-    throttle_classes: list[type] | None = None  # type: ignore[assignment]
+    schema: ViewInspector | None = ServiceSchema()
+    # None (not a sequence, as APIView declares): "read STEALTH_SESSIONS_API per request".
+    authentication_classes: Sequence[type[BaseAuthentication]] | None = None  # type: ignore[assignment]
+    permission_classes: Sequence[_PermissionClass] | None = None  # type: ignore[assignment]
+    throttle_classes: Sequence[type[BaseThrottle]] | None = None  # type: ignore[assignment]
 
     def get_authenticators(self) -> list[Any]:
         classes = self.authentication_classes
@@ -173,14 +186,12 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             )
         return int(match.group(1))
 
-    def _target(
-        self, serializer_class: type[s.TargetSerializer], request: Request
-    ) -> s.TargetSerializer:
+    def _target(self, serializer_class: type[_S], request: Request) -> _S:
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         return serializer
 
-    def _move_target(self, request: Request) -> dict[str, str]:
+    def _move_target(self, request: Request) -> s.Target:
         """TargetSerializer's ``target()``. A plainly valid body skips DRF's parser plumbing
         and the serializer (whose fields are deep-copied per instance): together about 1 ms
         of a profiled write. Any other body goes the DRF way, errors included."""
@@ -442,8 +453,10 @@ class FlowViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     def list(self, request: Request) -> Response:
         fm = self.service.flow_map
-        flows = []
-        for name in fm.flows() if fm is not None else []:
+        flows: list[dict[str, Any]] = []
+        if fm is None:
+            return Response({"flows": flows})
+        for name in fm.flows():
             states = [fm.state(name, st) for st in fm.states(name)]
             flows.append(
                 {
