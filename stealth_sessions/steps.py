@@ -308,17 +308,24 @@ class ScheduledSteps:
             # The step is stored: the sweep hands it over again after STEP_SWEEP_GRACE.
             logger.exception("Could not hand scheduled step %s to the engine", step.id)
 
-    def _cancel_steps(self, user_id: str, step_ids: tuple[str, ...], *, reason: str) -> int:
-        removed = self.store.remove_steps(
+    def _remove_steps(
+        self, user_id: str, step_ids: tuple[str, ...], outcome: str, reason: str
+    ) -> dict[str, dict[str, Any]]:
+        """Remove pending steps (none given: all the user's), recording the outcome; returns
+        the records of those this call removed."""
+        self._steps_changes += 1
+        return self.store.remove_steps(
             user_id,
             step_ids,
             now_ms=_ms(timezone.now()),
-            outcome=CANCELLED,
+            outcome=outcome,
             reason=reason,
             keep=self.step_outcomes_length,
             ttl_ms=self.step_outcomes_ttl * 1000,
         )
-        self._steps_changes += 1
+
+    def _cancel_steps(self, user_id: str, step_ids: tuple[str, ...], *, reason: str) -> int:
+        removed = self._remove_steps(user_id, step_ids, CANCELLED, reason)
         return self._announce_cancelled(user_id, removed)
 
     def _announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> int:
@@ -336,16 +343,7 @@ class ScheduledSteps:
 
     def _remove_step(self, step: ScheduledStep, outcome: str, reason: str) -> bool:
         """Remove a still-pending step, recording why; False if it was already gone."""
-        removed = self.store.remove_steps(
-            step.user_id,
-            (step.id,),
-            now_ms=_ms(timezone.now()),
-            outcome=outcome,
-            reason=reason,
-            keep=self.step_outcomes_length,
-            ttl_ms=self.step_outcomes_ttl * 1000,
-        )
-        self._steps_changes += 1
+        removed = self._remove_steps(step.user_id, (step.id,), outcome, reason)
         if removed:
             logger.warning("Step %s of %r %s: %s", step.id, step.user_id, outcome, reason)
         return bool(removed)
