@@ -61,3 +61,14 @@ def record() -> Iterator:
     finally:
         for signal, recorder in connected:
             signal.disconnect(recorder)
+
+
+@pytest.fixture
+def fresh_auth_cache() -> Iterator[None]:
+    """The API keeps tokens and permissions in process memory: start each test without them."""
+    from stealth_sessions.api import authentication
+
+    authentication._cache.clear()
+    authentication._cache.checked = float("-inf")
+    yield
+    authentication._cache.clear()

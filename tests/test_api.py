@@ -16,15 +16,7 @@ from stealth_sessions.api import authentication
 from stealth_sessions.exceptions import SessionStoreUnavailable
 from stealth_sessions.service import SessionService
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_auth_cache():
-    authentication._cache.clear()
-    authentication._cache.checked = float("-inf")
-    yield
-    authentication._cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_auth_cache")]
 
 
 def make_client(*perms: str) -> APIClient:

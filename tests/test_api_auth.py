@@ -11,18 +11,10 @@ from rest_framework.test import APIClient
 
 from stealth_sessions.api import authentication
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_auth_cache")]
 
 VIEW = {"content_type__app_label": "stealth_sessions", "codename": "view_session"}
 CHANGE = {"content_type__app_label": "stealth_sessions", "codename": "change_session"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_auth_cache():
-    authentication._cache.clear()
-    authentication._cache.checked = float("-inf")
-    yield
-    authentication._cache.clear()
 
 
 @pytest.fixture
