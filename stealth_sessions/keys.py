@@ -43,6 +43,15 @@ class KeySpace:
     def current(self, user_id: str) -> str:
         return f"{self.user_prefix}{user_id}}}"
 
+    def session_keys(self, user_id: str) -> tuple[str, str, str, str, str]:
+        """What a read needs, in the order the store reads it: current, previous, back_to,
+        version, indexed."""
+        k = f"{self.user_prefix}{user_id}}}"
+        return (k, k + ":previous", k + ":back_to", k + ":version", k + ":indexed")
+
+    def history(self, user_id: str) -> str:
+        return f"{self.user_prefix}{user_id}}}:history"
+
     def lock(self, user_id: str) -> str:
         return f"{self.user_prefix}{user_id}}}:lock"
 

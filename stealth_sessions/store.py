@@ -89,21 +89,16 @@ class RedisStore:
     def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Row | None:
         """The user's session row, or None. ``slide``: get (slides the expiry, re-indexes a
         slug changed by hand); else peek (reads only)."""
-        k = self.keys.current(user_id)
+        keys = self.keys.session_keys(user_id)
         try:
             if ttl_ms is None or not slide:
-                # The hot path: one MGET, no script. It answers when the marker shows the
-                # indexes agree with the current slug and the keys carry no expiry.
-                cur, prev, back, ver, marker = self.client.execute_command(
-                    "MGET", k, k + ":previous", k + ":back_to", k + ":version", k + ":indexed"
-                )
-                if cur is None and (marker is None or not slide):
-                    return None
-                if marker is not None and marker[0] == 48 and marker[1:] == cur:  # b"0"
-                    return [WRITTEN, cur, prev, back, int(ver or 0), -1]
+                # The hot path: one MGET, no script.
+                answered, row = _answer(self.client.execute_command("MGET", *keys), slide)
+                if answered:
+                    return row
             return self._read(
                 self.client,
-                (k,),
+                keys[:1],
                 (user_id, self._ix, ttl_ms or "", now_ms(), "1" if slide else "0"),
             )
         except RedisError as exc:
@@ -113,23 +108,20 @@ class RedisStore:
         self, user_id: str, ttl_ms: int | None, slide: bool
     ) -> tuple[Row | None, dict[str, dict[str, Any]]]:
         """read() and steps() in one round trip (for the HTTP API, which shows both)."""
-        k = self.keys.current(user_id)
+        keys, steps_key = self.keys.session_keys(user_id), self.keys.steps(user_id)
         try:
             if ttl_ms is None or not slide:
                 # read()'s hot path, with HGETALL pipelined (not a transaction: no MULTI).
                 pipe = self.client.pipeline(transaction=False)
-                pipe.execute_command(
-                    "MGET", k, k + ":previous", k + ":back_to", k + ":version", k + ":indexed"
-                )
-                pipe.execute_command("HGETALL", k + ":steps")
-                (cur, prev, back, ver, marker), raw = pipe.execute()
-                if cur is None and (marker is None or not slide):
-                    return None, _records(raw)
-                if marker is not None and marker[0] == 48 and marker[1:] == cur:  # b"0"
-                    return [WRITTEN, cur, prev, back, int(ver or 0), -1], _records(raw)
+                pipe.execute_command("MGET", *keys)
+                pipe.execute_command("HGETALL", steps_key)
+                values, raw = pipe.execute()
+                answered, row = _answer(values, slide)
+                if answered:
+                    return row, _records(raw)
             row = self._read(
                 self.client,
-                (k, k + ":steps"),
+                (keys[0], steps_key),
                 (user_id, self._ix, ttl_ms or "", now_ms(), "1" if slide else "0"),
             )
         except RedisError as exc:
@@ -169,7 +161,7 @@ class RedisStore:
         try:
             if not with_steps:
                 return self._transition(self.client, (k,), args)
-            row = self._transition(self.client, (k, k + ":steps"), args)
+            row = self._transition(self.client, (k, self.keys.steps(user_id)), args)
         except RedisError as exc:
             raise SessionStoreUnavailable(f"Redis failed while writing a session: {exc}") from exc
         if len(row) > 6:
@@ -195,7 +187,7 @@ class RedisStore:
             "" if expected_version is None else expected_version,
         )
         k = self.keys.current(user_id)
-        keys = (k, k + ":steps") if with_steps else (k,)
+        keys = (k, self.keys.steps(user_id)) if with_steps else (k,)
         with translate_errors("writing a back-to session"):
             row = self._back_to(self.client, keys, args)
         if len(row) > 6:
@@ -212,11 +204,11 @@ class RedisStore:
         args = (user_id, self._ix, "", now_ms(), expected, self.keys.steps_index, keep, ttl_ms)
         with translate_errors("resetting a session"):
             row = self._reset(self.client, (self.keys.current(user_id),), args)
-        return row[:6], _steps_dict(row[6]) if len(row) > 6 else {}
+        return row[:6], _records(row[6]) if len(row) > 6 else {}
 
     def history(self, user_id: str, limit: int) -> list[tuple[int, str, str | None, str]]:
         with translate_errors("reading a session's history"):
-            raw = self.client.lrange(self.keys.current(user_id) + ":history", 0, limit - 1)
+            raw = self.client.lrange(self.keys.history(user_id), 0, limit - 1)
         return [tuple(json.loads(item)) for item in raw]
 
     def count_by_state(self) -> dict[str, int]:
@@ -323,7 +315,7 @@ class RedisStore:
         """The user's pending steps: ``{step id: record}``."""
         with translate_errors("reading scheduled steps"):
             raw = self.client.hgetall(self.keys.steps(user_id))
-        return {k.decode() if isinstance(k, bytes) else k: json.loads(v) for k, v in raw.items()}
+        return _records(raw)
 
     def step(self, user_id: str, step_id: str) -> dict[str, Any] | None:
         with translate_errors("reading a scheduled step"):
@@ -355,7 +347,7 @@ class RedisStore:
         args = (self.keys.steps_index, user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
         with translate_errors("removing scheduled steps"):
             flat = _step_script("step_remove")(self.client, (self.keys.current(user_id),), args)
-        return _steps_dict(flat)
+        return _records(flat)
 
     def record_step_outcome(
         self, user_id: str, entry: Sequence[Any], *, keep: int, ttl_ms: int
@@ -398,7 +390,19 @@ class RedisStore:
             return int(self.client.zcard(self.keys.steps_index))
 
 
-def _records(flat: list[bytes] | dict[bytes, bytes]) -> dict[str, dict[str, Any]]:
+def _answer(values: list[bytes | None], slide: bool) -> tuple[bool, Row | None]:
+    """What one MGET of ``session_keys`` tells without a script: ``(True, row or None)`` when
+    the marker shows the indexes agree with the current slug and the keys carry no expiry
+    (and, for get, nothing was deleted by hand); ``(False, None)`` when a script must run."""
+    cur, prev, back, ver, marker = values
+    if cur is None and (marker is None or not slide):
+        return True, None
+    if marker is not None and marker[0] == 48 and marker[1:] == cur:  # b"0": no expiry
+        return True, [WRITTEN, cur, prev, back, int(ver or 0), -1]
+    return False, None
+
+
+def _records(flat: list[bytes] | dict[Any, Any]) -> dict[str, dict[str, Any]]:
     """``{step id: record}`` from a steps hash's HGETALL (flat from a script, or a dict)."""
     if isinstance(flat, dict):
         return {decode(k): json.loads(v) for k, v in flat.items()}  # type: ignore[misc]
@@ -408,11 +412,6 @@ def _records(flat: list[bytes] | dict[bytes, bytes]) -> dict[str, dict[str, Any]
 @cache
 def _step_script(name: str) -> Script:
     return Script(f"{name}.lua")
-
-
-def _steps_dict(flat: list[bytes]) -> dict[str, dict[str, Any]]:
-    """``{step id: record}`` from the flat ``[id, JSON record, ...]`` the scripts return."""
-    return {flat[i].decode(): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def from_cache(alias: str, namespace: str) -> RedisStore:
