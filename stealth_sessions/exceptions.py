@@ -15,6 +15,10 @@ class InvalidUserId(StealthSessionsError, ValueError):
     """A user id is empty, too long, or contains whitespace or control characters."""
 
 
+class InvalidCursor(StealthSessionsError, ValueError):
+    """A listing cursor that no listing handed out, or one of a listing in another order."""
+
+
 class InvalidStateTransition(StealthSessionsError):
     """The target flow or state is unknown, or the transition cannot be made."""
 

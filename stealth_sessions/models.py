@@ -1,15 +1,21 @@
 """No tables: sessions live in Redis. This unmanaged model gives them a place in the admin and
 the permissions admins assign to users and groups: ``stealth_sessions.view_session`` to read,
-``stealth_sessions.change_session`` for every write."""
+``stealth_sessions.change_session`` for every write, and ``bulk_change_session`` in addition
+for the admin's bulk actions. An instance stands for one user's session (its admin log entries
+are keyed by user id); nothing is ever saved."""
 
 from django.db import models
 
 
 class Session(models.Model):
+    user_id = models.CharField(primary_key=True, max_length=256)
+
     class Meta:
         managed = False
         default_permissions = ("view", "change")
-        verbose_name = "chatbot session"
+        permissions = [("bulk_change_session", "Can reset and move many sessions at once")]
+        verbose_name = "session"
+        verbose_name_plural = "sessions"
 
     def __str__(self) -> str:
-        return "chatbot session"
+        return self.user_id

@@ -12,6 +12,9 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from . import signals
+from .browsing import Browsing
+from .bulk import BulkOperations
+from .context import current_origin, origin
 from .conf import conf
 from .exceptions import (
     InvalidSlug,
@@ -40,10 +43,17 @@ from .values import ScheduledStep, Session, Transition
 if TYPE_CHECKING:
     from .scheduling.base import StepScheduler
 
-__all__ = ["Session", "SessionService", "Transition", "get_session_service", "validate_user_id"]
+__all__ = [
+    "Session",
+    "SessionService",
+    "Transition",
+    "get_session_service",
+    "origin",
+    "validate_user_id",
+]
 
 
-class SessionService(ScheduledSteps):
+class SessionService(ScheduledSteps, Browsing, BulkOperations):
     """Stealth's session model over Redis. Methods take ``user_id`` first; targets are given as
     exactly one of ``slug=``, ``flow=`` (optionally with ``state=``), ``state=`` alone (stays in
     the current flow) or ``session=``."""
@@ -114,54 +124,14 @@ class SessionService(ScheduledSteps):
             return []
         return [
             Transition(
-                at=datetime.fromtimestamp(ms / 1000, tz=UTC),
-                source=source or None,
-                target=target,
-                method=method,
+                at=datetime.fromtimestamp(entry[0] / 1000, tz=UTC),
+                source=entry[2] or None,
+                target=entry[3],
+                method=entry[1],
+                origin=entry[4] if len(entry) > 4 else "code",  # entries written before 0.2
             )
-            for ms, method, source, target in self.store.history(validate_user_id(user_id), limit)
+            for entry in self.store.history(validate_user_id(user_id), limit)
         ]
-
-    def count_by_state(self) -> dict[str, int]:
-        """``{slug: number of users}``, expired sessions excluded."""
-        return self.store.count_by_state()
-
-    def list_sessions(
-        self,
-        flow: str | None = None,
-        slug: str | None = None,
-        user_id_prefix: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> tuple[list[Session], str | None]:
-        """A page of sessions ordered by user id, and the cursor of the next page (None on the
-        last). Exact: expired sessions are excluded. Served from indexes, never a keyspace scan."""
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise ValueError(f"limit must be an integer from 1 to 1000, not {limit!r}")
-        want_slug = want_flow = ""
-        if slug is not None:
-            want_slug = slugify(*parse(slug))
-            if flow is not None and parse(slug)[0] != flow:
-                return [], None
-            index = "slug:" + want_slug
-        elif flow is not None:
-            want_flow = flow
-            slugify(flow, "x")  # validates the flow name
-            index = "flow:" + flow
-        else:
-            index = "all"
-        lo, hi = "-", b"+"
-        if user_id_prefix:
-            validate_user_id(user_id_prefix)
-            lo, hi = "[" + user_id_prefix, b"[" + user_id_prefix.encode() + b"\xff"
-        if cursor is not None:
-            validate_user_id(cursor)
-            if not user_id_prefix or cursor >= user_id_prefix:
-                lo = "(" + cursor
-        rows = self.store.list_sessions(index, lo, hi, limit, want_slug, want_flow)
-        sessions = [self._session(decode(row[0]), [3, *row[1:]]) for row in rows[:limit]]  # type: ignore[arg-type]
-        next_cursor = sessions[-1].user_id if len(rows) > limit else None
-        return sessions, next_cursor
 
     # -- transitions ---------------------------------------------------------------------
 
@@ -501,6 +471,7 @@ class SessionService(ScheduledSteps):
             ttl_ms=self._ttl_ms,
             method=method,
             history_length=self.history_length,
+            origin=current_origin(),
             step=step,
             with_steps=scheduled_out is not None,
         )

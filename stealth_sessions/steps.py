@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import signals
+from .context import origin
 from .exceptions import (
     InvalidSchedule,
     SessionConflict,
@@ -205,16 +206,17 @@ class ScheduledSteps:
             self._remove_step(step, FAILED, f"Target {step.target!r} is no longer valid: {exc}")
             return FAILED
         try:
-            self._transition(
-                user_id,
-                lambda current: target,
-                method=step.method,
-                run_action=True,
-                update=False,
-                expected_version=None,
-                needs_current=False,
-                step=(step.id, step.if_unchanged, step.source),
-            )
+            with origin("scheduler"):
+                self._transition(
+                    user_id,
+                    lambda current: target,
+                    method=step.method,
+                    run_action=True,
+                    update=False,
+                    expected_version=None,
+                    needs_current=False,
+                    step=(step.id, step.if_unchanged, step.source),
+                )
         except _StepNotApplied as exc:
             if exc.status != STEP_DROPPED:
                 return GONE  # applied or cancelled by someone else meanwhile

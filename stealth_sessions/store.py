@@ -139,6 +139,7 @@ class RedisStore:
         ttl_ms: int | None,
         method: str,
         history_length: int,
+        origin: str = "code",
         step: tuple[str, bool, str | None] | None = None,
         with_steps: bool = False,
     ) -> Row:
@@ -154,6 +155,7 @@ class RedisStore:
             "" if expected_version is None else expected_version,
             method,
             history_length,
+            origin,
         )
         if step is not None:  # a scheduled step firing: (step id, if_unchanged, source)
             args += (step[0], "1" if step[1] else "0", step[2] or "")
@@ -206,38 +208,46 @@ class RedisStore:
             row = self._reset(self.client, (self.keys.current(user_id),), args)
         return row[:6], _records(row[6]) if len(row) > 6 else {}
 
-    def history(self, user_id: str, limit: int) -> list[tuple[int, str, str | None, str]]:
+    def history(self, user_id: str, limit: int) -> list[list[Any]]:
+        """``[at ms, method, source or False, target, origin]`` entries, newest first."""
         with translate_errors("reading a session's history"):
             raw = self.client.lrange(self.keys.history(user_id), 0, limit - 1)
-        return [tuple(json.loads(item)) for item in raw]
+        return [json.loads(item) for item in raw]
 
     def count_by_state(self) -> dict[str, int]:
         with translate_errors("counting sessions"):
             flat = self._count(self.client, (), (self._ix, self.keys.user_prefix, now_ms()))
         return {decode(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
 
-    def list_sessions(
+    def list_by_activity(
+        self, scope: str, name: str, cursor: tuple[int, str] | None, limit: int
+    ) -> list[Row]:
+        """Up to ``limit + 1`` rows, newest activity first, after ``cursor`` (score, user id).
+        ``scope``: "all", "flow" or "slug", ``name`` the flow or slug. Rows: ``[user_id,
+        current, previous, back_to, version, pttl, activity ms, pending steps]``."""
+        score, user_id = ("", "") if cursor is None else cursor
+        args = (self._ix, self.keys.user_prefix, now_ms(), limit, "activity", scope, name)
+        with translate_errors("listing sessions"):
+            return self._list(self.client, (), (*args, score, user_id))[0]
+
+    def list_by_user_id(
         self,
-        index: str,
         lex_min: str,
         lex_max: bytes | str,
         limit: int,
         want_slug: str,
         want_flow: str,
-    ) -> list[Row]:
-        args = (
-            self._ix,
-            self.keys.user_prefix,
-            now_ms(),
-            index,
-            lex_min,
-            lex_max,
-            limit,
-            want_slug,
-            want_flow,
-        )
+        budget: int,
+    ) -> tuple[list[Row], str | None]:
+        """Up to ``limit + 1`` rows (as list_by_activity's) in user id order, from a lex range
+        of the user index; examines at most ``budget`` users, and then also returns the last
+        user id examined, where the next call resumes."""
+        args = (self._ix, self.keys.user_prefix, now_ms(), limit, "prefix", lex_min, lex_max)
         with translate_errors("listing sessions"):
-            return self._list(self.client, (), args)
+            rows, resume = self._list(
+                self.client, (), (*args, want_slug, want_flow, budget)
+            )
+        return rows, decode(resume or None)
 
     # -- locks: redis-py's Lock (owner token, auto-release after timeout) -----------------
 

@@ -29,6 +29,19 @@ class Transition:
     source: str | None
     target: str
     method: str
+    origin: str = "code"
+    """What moved the user: "code", "api", "admin", "scheduler", or a name given to
+    ``stealth_sessions.service.origin()``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedSession:
+    """A row of ``SessionService.browse()``: the session, when the user entered its state
+    (their last transition; None if unknown) and how many scheduled steps are pending."""
+
+    session: Session
+    last_activity: datetime | None
+    pending_steps: int
 
 
 # -- scheduled steps ------------------------------------------------------------------------
@@ -61,3 +74,12 @@ class StepOutcome:
     target: str
     outcome: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOutcome:
+    """What a bulk operation did: ``changed`` users; ``skipped`` ones that had moved or been
+    reset by someone else between the listing and their write (left as they were)."""
+
+    changed: int
+    skipped: int

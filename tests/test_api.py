@@ -113,8 +113,9 @@ def test_list_filters_by_flow_state_and_user_id_prefix(api, service):
     ]:
         service.step_to(uid, slug=slug)
     ids = lambda r: [x["user_id"] for x in r.json()["results"]]  # noqa: E731
-    assert ids(api.get("/api/sessions/")) == ["a1", "a2", "b1"]
-    assert ids(api.get("/api/sessions/", {"flow": "hello"})) == ["a1", "a2"]
+    assert ids(api.get("/api/sessions/")) == ["b1", "a2", "a1"]  # newest activity first
+    assert ids(api.get("/api/sessions/", {"flow": "hello"})) == ["a2", "a1"]
+    assert ids(api.get("/api/sessions/", {"user_id": "a"})) == ["a1", "a2"]  # by user id
     assert ids(api.get("/api/sessions/", {"flow": "hello", "state": "ask_name"})) == ["a2"]
     assert ids(api.get("/api/sessions/", {"user_id": "b"})) == ["b1"]
     item = api.get("/api/sessions/", {"user_id": "a1"}).json()["results"][0]
@@ -133,7 +134,7 @@ def test_list_pages_with_a_cursor(api, service):
             break
         assert f"cursor={body['next_cursor']}" in body["next"]
         r = api.get(body["next"])
-    assert seen == ["u0", "u1", "u2", "u3", "u4"]
+    assert seen == ["u4", "u3", "u2", "u1", "u0"]
 
 
 @pytest.mark.parametrize(
@@ -144,6 +145,7 @@ def test_list_pages_with_a_cursor(api, service):
         ({"limit": "x"}, "invalid"),
         ({"flow": "bad flow"}, "invalid_slug"),
         ({"user_id": "a b"}, "invalid_user_id"),
+        ({"cursor": "forged"}, "invalid_cursor"),
     ],
 )
 def test_list_rejects_bad_filters(api, query, code):

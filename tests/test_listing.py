@@ -1,6 +1,14 @@
-"""count_by_state and list_sessions: exact, ordered by user id, paginated by cursor."""
+"""count_by_state, browse and list_sessions: exact, newest activity first (by user id with a
+prefix), paginated by cursor."""
+
+import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
+
+from stealth_sessions import browsing
+from stealth_sessions.service import get_session_service
 
 SLUGS = ["hello->say_hello", "hello->ask_name", "goodbye->say_bye"]
 
@@ -33,11 +41,23 @@ def test_counts_drop_a_slug_nobody_is_at(service):
     assert service.count_by_state() == {"hello->ask_name": 1}
 
 
-def test_list_all_sessions_in_user_id_order(population):
+NEWEST_FIRST = [f"user-{i:02d}" for i in reversed(range(30))]
+
+
+def test_list_all_sessions_newest_activity_first(population):
     page, cursor = population.list_sessions(limit=100)
-    assert [s.user_id for s in page] == [f"user-{i:02d}" for i in range(30)]
+    assert [s.user_id for s in page] == NEWEST_FIRST
     assert cursor is None
-    assert page[1].slug == "hello->ask_name"
+    assert page[-2].slug == "hello->ask_name"
+
+
+def test_activity_is_the_last_transition(population):
+    time.sleep(0.002)  # a later millisecond than the population's
+    population.step_to("user-05", slug="hello->say_hello")
+    assert ids(population.list_sessions(limit=3)) == ["user-05", "user-29", "user-28"]
+    population.peek("user-00")
+    population.get("user-00")  # reads are not activity
+    assert ids(population.list_sessions(limit=1)) == ["user-05"]
 
 
 def test_pages_follow_the_cursor_to_the_end(population):
@@ -47,23 +67,44 @@ def test_pages_follow_the_cursor_to_the_end(population):
         seen += [s.user_id for s in page]
         if cursor is None:
             break
-    assert seen == [f"user-{i:02d}" for i in range(30)]
+    assert seen == NEWEST_FIRST
+
+
+def test_users_at_the_same_millisecond_page_without_loss_or_repeat(service):
+    with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=False):
+        for i in range(25):
+            service.step_to(f"tie-{i:02d}", slug=SLUGS[i % 2])
+    for flow in (None, "hello"):
+        seen, cursor = [], None
+        while True:
+            page, cursor = service.list_sessions(flow=flow, cursor=cursor, limit=4)
+            seen += [s.user_id for s in page]
+            if cursor is None:
+                break
+        assert seen == [f"tie-{i:02d}" for i in reversed(range(25))]
 
 
 def test_a_page_that_fills_exactly_reports_no_next_page(population):
     assert population.list_sessions(limit=30)[1] is None
-    assert population.list_sessions(limit=29)[1] == "user-28"
+    assert population.list_sessions(limit=29)[1] is not None
 
 
 def test_filter_by_slug(population):
     assert ids(population.list_sessions(slug="hello->ask_name")) == [
-        f"user-{i:02d}" for i in range(1, 30, 3)
+        f"user-{i:02d}" for i in reversed(range(1, 30, 3))
     ]
 
 
 def test_filter_by_flow(population):
     assert len(population.list_sessions(flow="hello")[0]) == 20
-    assert ids(population.list_sessions(flow="goodbye", limit=2)) == ["user-02", "user-05"]
+    assert ids(population.list_sessions(flow="goodbye", limit=2)) == ["user-29", "user-26"]
+    seen, cursor = [], None
+    while True:
+        page, cursor = population.list_sessions(flow="hello", cursor=cursor, limit=6)
+        seen += [s.user_id for s in page]
+        if cursor is None:
+            break
+    assert seen == [u for u in NEWEST_FIRST if int(u[-2:]) % 3 != 2]
 
 
 def test_filter_by_flow_and_slug(population):
@@ -71,7 +112,7 @@ def test_filter_by_flow_and_slug(population):
     assert population.list_sessions(flow="goodbye", slug="hello->say_hello") == ([], None)
 
 
-def test_filter_by_user_id_prefix(population):
+def test_filter_by_user_id_prefix_lists_by_user_id(population):
     assert ids(population.list_sessions(user_id_prefix="user-1")) == [
         f"user-{i}" for i in range(10, 20)
     ]
@@ -80,11 +121,79 @@ def test_filter_by_user_id_prefix(population):
         "user-15",
         "user-18",
     ]
+    assert ids(population.list_sessions(user_id_prefix="user-1", flow="goodbye")) == [
+        "user-11",
+        "user-14",
+        "user-17",
+    ]
     page, cursor = population.list_sessions(user_id_prefix="user-1", limit=4)
-    assert cursor == "user-13"
+    assert ids((page, cursor)) == ["user-10", "user-11", "user-12", "user-13"]
     assert ids(population.list_sessions(user_id_prefix="user-1", cursor=cursor)) == [
         f"user-{i}" for i in range(14, 20)
     ]
+
+
+def test_an_exact_user_id_comes_first_in_its_prefix_search(service):
+    for user in ("ab", "a", "abc", "b"):
+        service.step_to(user, slug="hello->say_hello")
+    assert ids(service.list_sessions(user_id_prefix="ab")) == ["ab", "abc"]
+
+
+def test_a_prefix_search_narrowed_by_a_filter_stops_at_its_budget(service, monkeypatch):
+    monkeypatch.setattr(browsing, "PREFIX_SCAN_BUDGET", 5)
+    for i in range(12):
+        service.step_to(f"p{i:02d}", slug="hello->ask_name" if i in (3, 11) else SLUGS[0])
+    seen, pages, cursor = [], 0, None
+    while True:
+        page, cursor = service.list_sessions(
+            user_id_prefix="p", slug="hello->ask_name", cursor=cursor
+        )
+        seen, pages = seen + ids((page, cursor)), pages + 1
+        if cursor is None:
+            break
+    assert seen == ["p03", "p11"]
+    assert pages == 3  # 12 users examined 5 at a time
+
+
+def test_browse_gives_last_activity_and_pending_steps(service):
+    with time_machine.travel(datetime(2026, 3, 1, 12, tzinfo=UTC), tick=False):
+        service.step_to("u", slug="hello->say_hello")
+    with time_machine.travel(datetime(2026, 3, 1, 13, tzinfo=UTC), tick=False):
+        service.step_to("u", slug="hello->ask_name")
+        service.step_to_in("u", 3600, slug="goodbye->say_bye")
+    for kwargs in ({}, {"user_id_prefix": "u"}, {"slug": "hello->ask_name"}):
+        (row,), cursor = service.browse(**kwargs)
+        assert row.session.slug == "hello->ask_name"
+        assert row.last_activity == datetime(2026, 3, 1, 13, tzinfo=UTC)
+        assert row.pending_steps == 1
+        assert cursor is None
+
+
+def test_browsing_never_slides_expiry(service, settings, redis_client):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 100}
+    service = get_session_service()
+    service.step_to("u", slug="hello->say_hello")
+    key = service.store.keys.current("u")
+    redis_client.pexpire(key, 50_000)
+    service.browse()
+    service.browse(user_id_prefix="u")
+    service.peek("u")
+    assert redis_client.pttl(key) <= 50_000
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "", "dTp4", "MTIzOg", "YWJjOng", "!!!"])
+def test_a_foreign_or_forged_cursor_is_a_value_error(population, cursor):
+    with pytest.raises(ValueError, match="cursor"):
+        population.list_sessions(cursor=cursor)
+
+
+def test_a_cursor_of_another_order_is_refused(population):
+    by_activity = population.list_sessions(limit=2)[1]
+    by_user_id = population.list_sessions(user_id_prefix="user", limit=2)[1]
+    with pytest.raises(ValueError, match="cursor"):
+        population.list_sessions(user_id_prefix="user", cursor=by_activity)
+    with pytest.raises(ValueError, match="cursor"):
+        population.list_sessions(cursor=by_user_id)
 
 
 def test_moved_users_leave_the_old_slugs_list(population):

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..exceptions import (
+    InvalidCursor,
     InvalidSchedule,
     InvalidSlug,
     InvalidStateTransition,
@@ -105,6 +106,8 @@ def to_api_error(exc: Exception, request: Any) -> Exception:
         return BadRequest(str(exc), "invalid_slug")
     if isinstance(exc, InvalidSchedule):
         return BadRequest(str(exc), "invalid_schedule")
+    if isinstance(exc, InvalidCursor):
+        return BadRequest(str(exc), "invalid_cursor")
     if isinstance(exc, NoBackToSession):
         return Conflict(str(exc), "no_back_to")
     if isinstance(exc, InvalidStateTransition):

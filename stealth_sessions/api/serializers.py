@@ -186,7 +186,7 @@ class ListQuerySerializer(StrictSerializer):
     user_id = serializers.CharField(
         required=False, max_length=256, trim_whitespace=False, help_text="User id prefix."
     )
-    cursor = serializers.CharField(required=False, max_length=256, trim_whitespace=False)
+    cursor = serializers.CharField(required=False, max_length=2048, trim_whitespace=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
 
     def to_internal_value(self, data: Any) -> Any:

@@ -29,7 +29,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from ..service import SessionService, get_session_service
+from ..service import SessionService, get_session_service, origin
 from ..slugs import parse
 from ..values import ScheduledStep, Session
 from . import serializers as s
@@ -160,6 +160,10 @@ class ServiceAPIMixin(APIView):
     def get_exception_handler(self) -> Any:
         return exception_handler
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with origin("api"):  # the history records that the API moved the user
+            return super().dispatch(request, *args, **kwargs)
+
     @property
     def service(self) -> SessionService:
         return get_session_service()
@@ -232,7 +236,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     @extend_schema(
         parameters=[s.ListQuerySerializer],
         responses={200: s.SessionPageSerializer, **_errors()},
-        summary="List sessions, by user id, with filters and a cursor",
+        summary="List sessions, newest activity first (by user id with a prefix), with a cursor",
         operation_id="sessions_list",
     )
     def list(self, request: Request) -> Response:

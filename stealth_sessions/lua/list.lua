@@ -1,24 +1,99 @@
--- ARGV: index prefix, user key prefix, now ms, index name ('all', 'flow:<f>', 'slug:<s>'),
---       lex min, lex max, limit, wanted slug (''), wanted flow ('')
--- Returns up to limit + 1 rows {user_id, current, previous, back_to, version, pttl}:
--- only users whose session exists and matches, so the page is exact.
-local ix, up, name, lo, hi = ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6]
-local limit, want_slug, want_flow = tonumber(ARGV[7]), ARGV[8], ARGV[9]
+-- A page of sessions, exact: only users whose session exists and matches; expired ones are
+-- purged from the indexes first. ARGV[1..4]: index prefix, user key prefix, now ms, limit.
+-- ARGV[5] = 'activity': newest activity first, merged from the slug indexes.
+--   ARGV[6]: 'all' | 'flow' | 'slug', ARGV[7]: the flow or slug ('' for 'all'),
+--   ARGV[8], ARGV[9]: the cursor, score and user id of the last row seen ('' = first page).
+-- ARGV[5] = 'prefix': in user id order, from the 'all' index.
+--   ARGV[6], ARGV[7]: lex range; ARGV[8], ARGV[9]: wanted slug, wanted flow ('' = any);
+--   ARGV[10]: how many users to examine at most (a filter that matches few users of a
+--   prefix stops there, with a cursor, instead of reading them all).
+-- Returns {rows, resume}: up to limit + 1 rows {user_id, current, previous, back_to, version,
+-- pttl, activity ms (or false), number of pending scheduled steps}; resume (prefix only):
+-- the last user id examined when the examination budget ran out first, else false.
+local ix, up, limit, mode = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
 purge_expired(ix, up, tonumber(ARGV[3]))
+local want = limit + 1
+
+local function row(uid, slug, activity)
+  local k = up .. uid .. '}'
+  local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version')
+  if not v[1] or (slug and v[1] ~= slug) then return nil end
+  return {uid, v[1], v[2], v[3], tonumber(v[4] or '0'), redis.call('PTTL', k),
+          activity or false, redis.call('HLEN', k .. ':steps')}
+end
+
+-- Byte order, as Redis orders members (Lua's < on strings follows the locale).
+local function bytes_lt(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+if mode == 'prefix' then
+  local lo, hi, want_slug, want_flow = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+  local budget, out, last = tonumber(ARGV[10]), {}, nil
+  while #out < want and budget > 0 do
+    local batch = redis.call('ZRANGEBYLEX', ix .. 'all', lo, hi, 'LIMIT', 0,
+                             math.min(want - #out, budget))
+    if #batch == 0 then return {out, false} end
+    for _, uid in ipairs(batch) do
+      budget, last = budget - 1, uid
+      local r = row(uid, want_slug ~= '' and want_slug or nil, nil)
+      if r and (want_flow == '' or flow_of(r[2]) == want_flow) then
+        r[7] = redis.call('ZSCORE', ix .. 'slug:' .. r[2], uid) or false
+        out[#out + 1] = r
+        if #out == want then break end
+      end
+    end
+    lo = '(' .. last
+  end
+  if #out < want and #redis.call('ZRANGEBYLEX', ix .. 'all', lo, hi, 'LIMIT', 0, 1) > 0 then
+    return {out, last}
+  end
+  return {out, false}
+end
+
+-- 'activity': a k-way merge of the slug indexes (one, a flow's, or all), each read newest
+-- first from the cursor on; a round takes the newest of all candidates, then reads their rows.
+local slugs = {ARGV[7]}
+if ARGV[6] ~= 'slug' then
+  slugs = {}
+  for _, slug in ipairs(redis.call('SMEMBERS', ix .. 'slugs')) do
+    if ARGV[6] == 'all' or flow_of(slug) == ARGV[7] then slugs[#slugs + 1] = slug end
+  end
+end
+local cs, cu = tonumber(ARGV[8]), ARGV[9]
 local out = {}
-while #out <= limit do
-  local batch = redis.call('ZRANGEBYLEX', ix .. name, lo, hi, 'LIMIT', 0, limit + 1)
-  if #batch == 0 then break end
-  for _, uid in ipairs(batch) do
-    local k = up .. uid .. '}'
-    local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version')
-    local cur = v[1]
-    if cur and (want_slug == '' or cur == want_slug)
-        and (want_flow == '' or flow_of(cur) == want_flow) then
-      out[#out + 1] = {uid, cur, v[2], v[3], tonumber(v[4] or '0'), redis.call('PTTL', k)}
-      if #out > limit then break end
+while #out < want do
+  local need, candidates = want - #out, {}
+  for _, slug in ipairs(slugs) do
+    local key, got, offset = ix .. 'slug:' .. slug, 0, 0
+    while got < need do
+      local batch = redis.call('ZRANGE', key, cs or '+inf', '-inf', 'BYSCORE', 'REV',
+                               'LIMIT', offset, need, 'WITHSCORES')
+      for i = 1, #batch, 2 do
+        local uid, score = batch[i], tonumber(batch[i + 1])
+        -- At the cursor's own score, only the members after it (Redis orders ties by member).
+        if not cs or score < cs or bytes_lt(uid, cu) then
+          candidates[#candidates + 1] = {score, uid, slug}
+          got = got + 1
+        end
+      end
+      if #batch < 2 * need then break end
+      offset = offset + need
     end
   end
-  lo = '(' .. batch[#batch]
+  if #candidates == 0 then break end
+  table.sort(candidates, function(a, b)
+    if a[1] ~= b[1] then return a[1] > b[1] end
+    return bytes_lt(b[2], a[2])
+  end)
+  for i = 1, math.min(need, #candidates) do
+    local c = candidates[i]
+    cs, cu = c[1], c[2]
+    out[#out + 1] = row(c[2], c[3], c[1])  -- nil (skipped) if the index is stale
+  end
 end
-return out
+return {out, false}

@@ -20,18 +20,15 @@ local function marker_slug(marker)
   return marker and string.sub(marker, 2)
 end
 
--- Move the user from slug old to slug new in the indexes (false: no session).
-local function reindex(ix, uid, old, new)
+-- Move the user from slug old to slug new in the indexes (false: no session). Each slug's
+-- index is a ZSET of its users scored by the time (ms) they entered it, their last activity;
+-- 'all' lists every user with score 0, for searches by user id prefix (ZRANGEBYLEX).
+local function reindex(ix, uid, old, new, now)
   if old == new then return end
-  local fo, fn = old and flow_of(old), new and flow_of(new)
-  if old then
-    redis.call('ZREM', ix .. 'slug:' .. old, uid)
-    if fo and fo ~= fn then redis.call('ZREM', ix .. 'flow:' .. fo, uid) end
-  end
+  if old then redis.call('ZREM', ix .. 'slug:' .. old, uid) end
   if new then
-    redis.call('ZADD', ix .. 'slug:' .. new, 0, uid)
+    redis.call('ZADD', ix .. 'slug:' .. new, now, uid)
     redis.call('SADD', ix .. 'slugs', new)
-    if fn and fn ~= fo then redis.call('ZADD', ix .. 'flow:' .. fn, 0, uid) end
     if not old then redis.call('ZADD', ix .. 'all', 0, uid) end
   else
     redis.call('ZREM', ix .. 'all', uid)
@@ -64,7 +61,7 @@ local function purge_expired(ix, up, now)
     for _, uid in ipairs(due) do
       local pttl = redis.call('PTTL', up .. uid .. '}')
       if pttl == -2 then
-        reindex(ix, uid, redis.call('HGET', ix .. 'slug_of', uid), false)
+        reindex(ix, uid, redis.call('HGET', ix .. 'slug_of', uid), false, now)
       elseif pttl == -1 then
         redis.call('ZREM', ix .. 'expiry', uid)
       else

@@ -15,7 +15,7 @@ if ARGV[5] == '1' then
   local old = marker_slug(marker) or false
   if old ~= cur then
     -- A slug written or deleted by hand (redis-cli) is a write: index it, count a version.
-    reindex(ix, uid, old, cur)
+    reindex(ix, uid, old, cur, now)
     if not cur then
       redis.call('DEL', k .. ':indexed')
       return none()

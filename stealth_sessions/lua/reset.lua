@@ -11,6 +11,6 @@ if cur then ver = tonumber(v[4] or '0') end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 local pttl = cur and redis.call('PTTL', k) or -2
 redis.call('DEL', unpack(user_keys(k)))
-reindex(ix, uid, marker_slug(v[5]) or redis.call('HGET', ix .. 'slug_of', uid), false)
+reindex(ix, uid, marker_slug(v[5]) or redis.call('HGET', ix .. 'slug_of', uid), false, now)
 local steps = remove_steps(k, ARGV[6], uid, now, 'cancelled', 'reset', ARGV[7], ARGV[8], {})
 return {cur and 3 or 1, cur, v[2], v[3], ver, pttl, steps}

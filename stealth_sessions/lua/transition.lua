@@ -1,5 +1,6 @@
 -- ARGV[5..8]: target, mode ('step' | 'update'), expected version ('' = any), method;
--- ARGV[9]: history length; ARGV[10..12]: a scheduled step firing (see below).
+-- ARGV[9]: history length; ARGV[10]: origin (what moved the user: 'code', 'api', 'admin',
+-- 'scheduler'...); ARGV[11..13]: a scheduled step firing (see below).
 -- Returns {0, version} on conflict, else {status, current, previous, back_to, version, pttl}
 -- with status 1: nothing done (update to the current slug), 2: same slug, expiry slid,
 -- 3: written. KEYS[2], given only by callers that want it (the HTTP API): the user's steps
@@ -15,19 +16,19 @@ local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':versio
 local cur, marker, ver = v[1], v[5], 0
 if cur then ver = tonumber(v[4] or '0') end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
-if ARGV[10] then
-  -- A scheduled step firing (service.run_scheduled_step, ARGV 10-12: step id, if_unchanged
+if ARGV[11] then
+  -- A scheduled step firing (service.run_scheduled_step, ARGV 11-13: step id, if_unchanged
   -- '1'|'0', source slug or ''). Its record is taken here, in the script that writes, so the
   -- step applies at most once however often the engine delivers it. Returns {-2}: already
   -- applied or cancelled; {-3, current}: if_unchanged and the user moved on (step removed).
-  redis.call('ZREM', ix .. 'steps', ARGV[10] .. ':' .. uid)
-  if redis.call('HDEL', k .. ':steps', ARGV[10]) == 0 then return {-2} end
-  if ARGV[11] == '1' and (cur or '') ~= ARGV[12] then return {-3, cur or false} end
+  redis.call('ZREM', ix .. 'steps', ARGV[11] .. ':' .. uid)
+  if redis.call('HDEL', k .. ':steps', ARGV[11]) == 0 then return {-2} end
+  if ARGV[12] == '1' and (cur or '') ~= ARGV[13] then return {-3, cur or false} end
 end
 local was = marker and string.sub(marker, 1, 1)
 if cur == target then
   if mode == 'update' then return out({1, cur, v[2], v[3], ver, redis.call('PTTL', k)}) end
-  reindex(ix, uid, marker_slug(marker) or false, cur)
+  reindex(ix, uid, marker_slug(marker) or false, cur, now)
   settle(k, ix, uid, cur, ttl, now, marker, was)
   return out({2, cur, v[2], v[3], ver, ttl or redis.call('PTTL', k)})
 end
@@ -43,10 +44,10 @@ else
   back = false
 end
 local hlen = tonumber(ARGV[9])
-if redis.call('LPUSH', k .. ':history', cjson.encode({now, ARGV[8], cur or false, target}))
+if redis.call('LPUSH', k .. ':history', cjson.encode({now, ARGV[8], cur or false, target, ARGV[10]}))
     >= 2 * hlen then
   redis.call('LTRIM', k .. ':history', 0, hlen - 1)  -- trimmed in batches: fewer calls
 end
-reindex(ix, uid, marker_slug(marker) or false, target)
+reindex(ix, uid, marker_slug(marker) or false, target, now)
 settle(k, ix, uid, target, ttl, now, new_marker, was)
 return out({3, target, cur or false, back, ver, ttl or -1})

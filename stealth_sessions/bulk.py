@@ -1,0 +1,72 @@
+"""Operations on many users at once, for operators (the admin's bulk actions): each user is
+one ordinary, atomic service call, so history, signals and scheduled-step cancelling are those
+of a single change. Mixed into SessionService."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from .exceptions import InvalidStateTransition, SessionConflict
+from .slugs import parse
+from .users import validate_user_id
+from .values import BulkOutcome, ListedSession, Session
+
+# Users read per page while walking a state's index.
+BATCH = 500
+
+
+class BulkOperations:
+    """Mixed into SessionService: reset_many, reset_state and move_state."""
+
+    if TYPE_CHECKING:  # provided by SessionService
+        browse: Callable[..., tuple[list[ListedSession], str | None]]
+        reset: Callable[..., bool]
+        update_session_to: Callable[..., Session]
+        step_to: Callable[..., Session]
+        _checked: Callable[[str], str]
+
+    def reset_many(self, user_ids: Iterable[str]) -> BulkOutcome:
+        """Reset each of ``user_ids``; those without a session count as skipped."""
+        ids = [validate_user_id(user_id) for user_id in user_ids]  # all checked before any write
+        changed = sum(self.reset(user_id) for user_id in ids)
+        return BulkOutcome(changed, len(ids) - changed)
+
+    def reset_state(self, slug: str) -> BulkOutcome:
+        """Reset every user at ``slug`` (which need not be in the flow map any more)."""
+        parse(slug)
+        return self._each_at(slug, lambda s: self.reset(s.user_id, expected_version=s.version))
+
+    def move_state(self, slug: str, target: str, *, run_action: bool = False) -> BulkOutcome:
+        """Move every user at ``slug`` to ``target``: with update_session_to, or step_to when
+        ``run_action``. For a state renamed or removed in a deploy, ``slug`` need not be in the
+        flow map; ``target`` must be."""
+        parse(slug)
+        target = self._checked(target)
+        if target == slug:
+            raise InvalidStateTransition(f"Users at {slug!r} are already there")
+        move = self.step_to if run_action else self.update_session_to
+
+        def one(session: Session) -> bool:
+            move(session.user_id, slug=target, expected_version=session.version)
+            return True
+
+        return self._each_at(slug, one)
+
+    def _each_at(self, slug: str, apply: Callable[[Session], bool]) -> BulkOutcome:
+        """Apply to each user at ``slug`` when the walk reaches them, if they have not moved
+        since it read them (their version is checked in the write)."""
+        changed = skipped = 0
+        cursor = None
+        while True:
+            page, cursor = self.browse(slug=slug, cursor=cursor, limit=BATCH)
+            for listed in page:
+                try:
+                    done = apply(listed.session)
+                except SessionConflict:
+                    done = False
+                changed += done
+                skipped += not done
+            if cursor is None:
+                return BulkOutcome(changed, skipped)
+
