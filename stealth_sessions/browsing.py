@@ -79,7 +79,7 @@ class Browsing:
             return page, None if resume is None else _encode_cursor("u", resume)
 
         scope, name = ("slug", want_slug) if slug else ("flow", flow) if flow else ("all", "")
-        rows = self.store.list_by_activity(scope, name or "", after, limit)  # type: ignore[arg-type]
+        rows = self.store.list_by_activity(scope, name or "", after, limit)
         page = [self._listed(row) for row in rows[:limit]]
         if len(rows) <= limit:
             return page, None

@@ -29,8 +29,8 @@ class BulkOperations:
     def reset_many(self, user_ids: Iterable[str]) -> BulkOutcome:
         """Reset each of ``user_ids``; those without a session count as skipped."""
         ids = [validate_user_id(user_id) for user_id in user_ids]  # all checked before any write
-        changed = sum(self.reset(user_id) for user_id in ids)
-        return BulkOutcome(changed, len(ids) - changed)
+        changed = tuple(user_id for user_id in ids if self.reset(user_id))
+        return BulkOutcome(changed, len(ids) - len(changed))
 
     def reset_state(self, slug: str) -> BulkOutcome:
         """Reset every user at ``slug`` (which need not be in the flow map any more)."""
@@ -56,7 +56,8 @@ class BulkOperations:
     def _each_at(self, slug: str, apply: Callable[[Session], bool]) -> BulkOutcome:
         """Apply to each user at ``slug`` when the walk reaches them, if they have not moved
         since it read them (their version is checked in the write)."""
-        changed = skipped = 0
+        changed: list[str] = []
+        skipped = 0
         cursor = None
         while True:
             page, cursor = self.browse(slug=slug, cursor=cursor, limit=BATCH)
@@ -65,8 +66,9 @@ class BulkOperations:
                     done = apply(listed.session)
                 except SessionConflict:
                     done = False
-                changed += done
-                skipped += not done
+                if done:
+                    changed.append(listed.session.user_id)
+                else:
+                    skipped += 1
             if cursor is None:
-                return BulkOutcome(changed, skipped)
-
+                return BulkOutcome(tuple(changed), skipped)

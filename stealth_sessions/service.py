@@ -14,8 +14,8 @@ from django.utils.module_loading import import_string
 from . import signals
 from .browsing import Browsing
 from .bulk import BulkOperations
-from .context import current_origin, origin
 from .conf import conf
+from .context import current_origin, origin
 from .exceptions import (
     InvalidSlug,
     InvalidStateTransition,

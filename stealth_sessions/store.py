@@ -244,9 +244,7 @@ class RedisStore:
         user id examined, where the next call resumes."""
         args = (self._ix, self.keys.user_prefix, now_ms(), limit, "prefix", lex_min, lex_max)
         with translate_errors("listing sessions"):
-            rows, resume = self._list(
-                self.client, (), (*args, want_slug, want_flow, budget)
-            )
+            rows, resume = self._list(self.client, (), (*args, want_slug, want_flow, budget))
         return rows, decode(resume or None)
 
     # -- locks: redis-py's Lock (owner token, auto-release after timeout) -----------------

@@ -78,8 +78,13 @@ class StepOutcome:
 
 @dataclass(frozen=True, slots=True)
 class BulkOutcome:
-    """What a bulk operation did: ``changed`` users; ``skipped`` ones that had moved or been
-    reset by someone else between the listing and their write (left as they were)."""
+    """What a bulk operation did: ``user_ids``, the users it changed; ``skipped``, how many it
+    left as they were (moved or reset by someone else between the listing and their write, or,
+    for reset_many, without a session)."""
 
-    changed: int
+    user_ids: tuple[str, ...]
     skipped: int
+
+    @property
+    def changed(self) -> int:
+        return len(self.user_ids)

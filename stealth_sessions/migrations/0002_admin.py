@@ -4,14 +4,21 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('stealth_sessions', '0001_initial'),
+        ("stealth_sessions", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='session',
-            options={'default_permissions': ('view', 'change'), 'managed': False, 'permissions': [('bulk_change_session', 'Can reset and move many sessions at once')], 'verbose_name': 'session', 'verbose_name_plural': 'sessions'},
+            name="session",
+            options={
+                "default_permissions": ("view", "change"),
+                "managed": False,
+                "permissions": [
+                    ("bulk_change_session", "Can reset and move many sessions at once")
+                ],
+                "verbose_name": "session",
+                "verbose_name_plural": "sessions",
+            },
         ),
     ]

@@ -1,0 +1,497 @@
+"""SessionAdmin: admin views over the sessions in Redis, in the admin's own look.
+
+A thin adapter over the session service: every read is a non-sliding one (``peek``,
+``browse``), every change a service call made inside ``origin("admin")``, so it lands in the
+session's history, sends the usual signals, and is also written to Django's admin log.
+Permissions are the model's: ``view_session`` to browse, ``change_session`` to move and reset
+one user, and ``bulk_change_session`` in addition for the bulk actions. Destructive actions
+confirm on GET and act on POST only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.http import urlencode
+
+from ..context import origin
+from ..exceptions import (
+    InvalidCursor,
+    InvalidSlug,
+    InvalidUserId,
+    SessionConflict,
+    SessionStoreUnavailable,
+    StealthSessionsError,
+)
+from ..models import Session as SessionObject
+from ..service import SessionService, get_session_service, validate_user_id
+from ..slugs import parse
+from ..values import BulkOutcome
+from .forms import BackToForm, MoveForm, MoveStateForm
+
+TEMPLATES = "stealth_sessions/admin/"
+LOG_BATCH = 1000
+
+
+def redis_errors_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Redis down: the admin's look and a 503 with what happened, not a 500 traceback. The
+    rest of the admin, which needs no Redis, keeps working."""
+
+    @functools.wraps(view)
+    def wrapper(self: SessionAdmin, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(self, request, *args, **kwargs)
+        except SessionStoreUnavailable as exc:
+            context = {**self._context(request, "Sessions are unavailable"), "error": str(exc)}
+            return TemplateResponse(request, TEMPLATES + "unavailable.html", context, status=503)
+
+    return wrapper
+
+
+class SessionAdmin(admin.ModelAdmin):
+    list_per_page = 100
+
+    # -- permissions --------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a session starts with a move (the detail page of a new user id)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # "reset", under change_session
+
+    def has_bulk_permission(self, request: HttpRequest) -> bool:
+        perm = f"{self.opts.app_label}.bulk_change_session"
+        return self.has_change_permission(request) and request.user.has_perm(perm)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        """The model instance standing for a user id (no database row): for the history view."""
+        try:
+            return SessionObject(user_id=validate_user_id(object_id))
+        except InvalidUserId:
+            return None
+
+    @property
+    def service(self) -> SessionService:
+        return get_session_service()
+
+    # -- URLs ---------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+
+        name = f"{self.opts.app_label}_{self.opts.model_name}_%s"
+        # Object ids are quote()d as everywhere in the admin ("/" -> "_2F"), so the fixed
+        # routes never collide with a user id's.
+        return [
+            path("", wrap(self.changelist_view), name=name % "changelist"),
+            path("dashboard/", wrap(self.dashboard_view), name=name % "dashboard"),
+            path("reset-selected/", wrap(self.reset_selected_view), name=name % "reset_selected"),
+            path("state/reset/", wrap(self.reset_state_view), name=name % "reset_state"),
+            path("state/move/", wrap(self.move_state_view), name=name % "move_state"),
+            path("<path:object_id>/history/", wrap(self.history_view), name=name % "history"),
+            path("<path:object_id>/reset/", wrap(self.reset_view), name=name % "reset"),
+            path("<path:object_id>/change/", wrap(self.change_view), name=name % "change"),
+        ]
+
+    def _url(self, what: str, *args: str, **query: str) -> str:
+        url = reverse(
+            f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{what}",
+            args=[quote(a) for a in args],
+        )
+        return f"{url}?{urlencode(query)}" if query else url
+
+    # -- the list -----------------------------------------------------------------------
+
+    @redis_errors_page
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        q = request.GET.get("q", "").strip()
+        flow = request.GET.get("flow") or None
+        slug = request.GET.get("slug") or None
+        cursor = request.GET.get("cursor") or None
+        counts = self.service.count_by_state()
+        rows: Sequence[Any] = ()
+        next_cursor = None
+        try:
+            rows, next_cursor = self.service.browse(
+                flow=flow,
+                slug=slug,
+                user_id_prefix=q or None,
+                cursor=cursor,
+                limit=self.list_per_page,
+            )
+        except (InvalidSlug, InvalidUserId, InvalidCursor) as exc:
+            messages.error(request, f"Nothing to list: {exc}")
+        flows = _flow_counts(counts)
+        if slug:
+            total = counts.get(slug, 0)
+        elif flow:
+            total = flows.get(flow, {}).get("total", 0)
+        else:
+            total = sum(counts.values())
+        query = {k: v for k, v in (("q", q), ("flow", flow), ("slug", slug)) if v}
+
+        def link(**change: str | None) -> str:
+            return "?" + urlencode({k: v for k, v in {**query, **change}.items() if v})
+
+        flow_links = [
+            {"label": "All", "count": sum(counts.values()), "url": link(flow=None, slug=None),
+             "selected": not flow and not slug},
+            *({"label": name, "count": entry["total"], "url": link(flow=name, slug=None),
+               "selected": flow == name and not slug} for name, entry in flows.items()),
+        ]  # fmt: skip
+        state_links = [
+            {"label": s["slug"], "count": s["count"], "url": link(slug=s["slug"]),
+             "selected": slug == s["slug"]}
+            for entry in flows.values() for s in entry["states"]
+            if not flow or s["slug"].startswith(flow + "->")
+        ]  # fmt: skip
+        context = {
+            **self._context(request, "Sessions"),
+            "rows": rows,
+            "q": q,
+            "exact": bool(q and rows and rows[0].session.user_id == q),
+            "flow": flow,
+            "slug": slug,
+            "total": total,
+            "counts_total": sum(counts.values()),
+            "flow_links": flow_links,
+            "state_links": state_links,
+            "reset_selected_url": self._url("reset_selected"),
+            "reset_state_url": self._url("reset_state", slug=slug) if slug else None,
+            "move_state_url": self._url("move_state", slug=slug) if slug else None,
+            "next_url": "?" + urlencode({**query, "cursor": next_cursor}) if next_cursor else None,
+            "first_url": "?" + urlencode(query) if cursor else None,
+            "query": query,
+            "has_bulk_permission": self.has_bulk_permission(request),
+            "has_change_permission": self.has_change_permission(request),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, TEMPLATES + "change_list.html", context)
+
+    @redis_errors_page
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        counts = self.service.count_by_state()
+        flow_map = self.service.flow_map
+        flows = []
+        for flow, entry in _flow_counts(counts, flow_map).items():
+            states = [
+                {**s, "known": flow_map is None or s["slug"] in flow_map} for s in entry["states"]
+            ]
+            flows.append({"name": flow, "total": entry["total"], "states": states})
+        peak = max((s["count"] for f in flows for s in f["states"]), default=0) or 1
+        for f in flows:
+            for s in f["states"]:
+                s["percent"] = round(100 * s["count"] / peak, 1)
+        context = {
+            **self._context(request, "Users per flow and state"),
+            "flows": flows,
+            "total": sum(counts.values()),
+        }
+        return TemplateResponse(request, TEMPLATES + "dashboard.html", context)
+
+    # -- one user -----------------------------------------------------------------------
+
+    @redis_errors_page
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        user_id = self._user_id(object_id)
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        service, flow_map = self.service, self.service.flow_map
+        session = service.peek(user_id)
+        version = 0 if session is None else session.version
+        move_form = MoveForm(flow_map=flow_map, initial={"version": version})
+        back_form = BackToForm(flow_map=flow_map, initial={"version": version})
+        if session is not None:
+            move_form.initial["target"] = session.slug
+            back_form.initial["target"] = session.back_to or session.slug
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            action = request.POST.get("action")
+            if action == "move":
+                move_form = MoveForm(request.POST, flow_map=flow_map)
+                if self._move(request, user_id, move_form):
+                    return HttpResponseRedirect(request.path)
+            elif action == "back_to":
+                back_form = BackToForm(request.POST, flow_map=flow_map)
+                if self._set_back_to(request, user_id, back_form):
+                    return HttpResponseRedirect(request.path)
+            elif action == "cancel_step":
+                self._cancel_step(request, user_id, request.POST.get("step_id", ""))
+                return HttpResponseRedirect(request.path)
+            else:
+                messages.error(request, f"Unknown action {action!r}")
+                return HttpResponseRedirect(request.path)
+        context = {
+            **self._context(request, user_id),
+            "user_id": user_id,
+            "session": session,
+            "history": service.history(user_id),
+            "steps": service.scheduled_steps(user_id),
+            "outcomes": service.scheduled_step_outcomes(user_id, limit=10),
+            "move_form": move_form,
+            "back_form": back_form,
+            "has_change_permission": self.has_change_permission(request),
+            "reset_url": self._url("reset", user_id),
+            "history_url": self._url("history", user_id),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, TEMPLATES + "change_form.html", context)
+
+    def _move(self, request: HttpRequest, user_id: str, form: MoveForm) -> bool:
+        if not form.is_valid():
+            return False
+        target, method = form.cleaned_data["target"], form.cleaned_data["method"]
+        move = self.service.step_to if method == "step_to" else self.service.update_session_to
+        try:
+            with origin("admin"):
+                session = move(user_id, slug=target, expected_version=form.cleaned_data["version"])
+        except SessionConflict as exc:
+            messages.error(request, _conflict(exc))
+            return True
+        except StealthSessionsError as exc:
+            form.add_error("target", str(exc))
+            return False
+        self._log(request, [user_id], CHANGE, f"{method} to {session.slug}")
+        messages.success(request, f"Moved {user_id} to {session.slug} ({method}).")
+        return True
+
+    def _set_back_to(self, request: HttpRequest, user_id: str, form: BackToForm) -> bool:
+        if not form.is_valid():
+            return False
+        target = form.cleaned_data["target"]
+        try:
+            with origin("admin"):
+                self.service.set_back_to(
+                    user_id, slug=target, expected_version=form.cleaned_data["version"]
+                )
+        except SessionConflict as exc:
+            messages.error(request, _conflict(exc))
+            return True
+        except StealthSessionsError as exc:
+            form.add_error("target", str(exc))
+            return False
+        self._log(request, [user_id], CHANGE, f"set_back_to {target}")
+        messages.success(request, f"The back-to session of {user_id} is now {target}.")
+        return True
+
+    def _cancel_step(self, request: HttpRequest, user_id: str, step_id: str) -> None:
+        try:
+            with origin("admin"):
+                cancelled = self.service.cancel_scheduled(user_id, step_id)
+        except StealthSessionsError as exc:
+            messages.error(request, str(exc))
+            return
+        if cancelled:
+            self._log(request, [user_id], CHANGE, f"cancelled scheduled step {step_id}")
+            messages.success(request, "Scheduled step cancelled.")
+        else:
+            messages.warning(request, "That step was no longer pending (applied or cancelled).")
+
+    @redis_errors_page
+    def reset_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        user_id = self._user_id(object_id)
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        session = self.service.peek(user_id)
+        if request.method == "POST":
+            with origin("admin"):
+                existed = self.service.reset(user_id)
+            if existed:
+                self._log(request, [user_id], DELETION, "reset")
+                messages.success(request, f"The session of {user_id} was reset.")
+            else:
+                messages.warning(request, f"{user_id} had no session (any more).")
+            return HttpResponseRedirect(self._url("changelist"))
+        context = {
+            **self._context(request, f"Reset {user_id}?"),
+            "user_id": user_id,
+            "session": session,
+            "steps": self.service.scheduled_steps(user_id),
+            "change_url": self._url("change", user_id),
+        }
+        return TemplateResponse(request, TEMPLATES + "reset_confirmation.html", context)
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        self._user_id(object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    # -- bulk actions -------------------------------------------------------------------
+
+    @redis_errors_page
+    def reset_selected_view(self, request: HttpRequest) -> HttpResponse:
+        """From the list's checkboxes: confirm, then reset the selected users."""
+        if not self.has_bulk_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseRedirect(self._url("changelist"))
+        user_ids = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        if not user_ids:
+            messages.warning(request, "Select the sessions to reset first.")
+            return HttpResponseRedirect(self._url("changelist"))
+        try:
+            for user_id in user_ids:
+                validate_user_id(user_id)
+        except InvalidUserId as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(self._url("changelist"))
+        if request.POST.get("post") == "yes":
+            with origin("admin"):
+                outcome = self.service.reset_many(user_ids)
+            self._report(request, outcome, "Reset {n} session{s}", DELETION, "reset")
+            return HttpResponseRedirect(self._url("changelist"))
+        context = {
+            **self._context(request, "Reset the selected sessions?"),
+            "user_ids": user_ids,
+            "count": len(user_ids),
+            "checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, TEMPLATES + "reset_selected_confirmation.html", context)
+
+    @redis_errors_page
+    def reset_state_view(self, request: HttpRequest) -> HttpResponse:
+        """Everyone at one state: confirm (GET, with the count), then reset (POST)."""
+        slug = self._bulk_slug(request)
+        if request.method == "POST":
+            with origin("admin"):
+                outcome = self.service.reset_state(slug)
+            self._report(request, outcome, "Reset {n} session{s} at " + slug, DELETION, "reset")
+            return HttpResponseRedirect(self._url("changelist"))
+        context = {
+            **self._context(request, f"Reset everyone at {slug}?"),
+            "slug": slug,
+            "count": self.service.count_by_state().get(slug, 0),
+        }
+        return TemplateResponse(request, TEMPLATES + "reset_state_confirmation.html", context)
+
+    @redis_errors_page
+    def move_state_view(self, request: HttpRequest) -> HttpResponse:
+        """Everyone at one state (renamed, say) to another: choose and confirm, then move."""
+        slug = self._bulk_slug(request)
+        form = MoveStateForm(
+            request.POST if request.method == "POST" else None, flow_map=self.service.flow_map
+        )
+        if request.method == "POST" and form.is_valid():
+            target, run_action = form.cleaned_data["target"], form.cleaned_data["run_action"]
+            method = "step_to" if run_action else "update_session_to"
+            try:
+                with origin("admin"):
+                    outcome = self.service.move_state(slug, target, run_action=run_action)
+            except StealthSessionsError as exc:
+                form.add_error("target", str(exc))
+            else:
+                self._report(
+                    request,
+                    outcome,
+                    "Moved {n} session{s} from " + f"{slug} to {target}",
+                    CHANGE,
+                    f"{method} to {target} (moved everyone at {slug})",
+                )
+                return HttpResponseRedirect(self._url("changelist", slug=target))
+        context = {
+            **self._context(request, f"Move everyone at {slug}"),
+            "slug": slug,
+            "count": self.service.count_by_state().get(slug, 0),
+            "form": form,
+        }
+        return TemplateResponse(request, TEMPLATES + "move_state.html", context)
+
+    def _bulk_slug(self, request: HttpRequest) -> str:
+        if not self.has_bulk_permission(request):
+            raise PermissionDenied
+        slug = (request.POST if request.method == "POST" else request.GET).get("slug", "")
+        try:
+            parse(slug)
+        except InvalidSlug as exc:
+            raise Http404(str(exc)) from None
+        return slug
+
+    def _report(
+        self, request: HttpRequest, outcome: BulkOutcome, done: str, flag: int, log: str
+    ) -> None:
+        self._log(request, outcome.user_ids, flag, log)
+        n = outcome.changed
+        message = done.format(n=n, s="" if n == 1 else "s") + "."
+        if outcome.skipped:
+            message += f" {outcome.skipped} skipped: moved, reset or gone meanwhile."
+        messages.success(request, message)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _user_id(self, object_id: str) -> str:
+        try:
+            return validate_user_id(unquote(object_id))
+        except InvalidUserId as exc:
+            raise Http404(str(exc)) from None
+
+    def _context(self, request: HttpRequest, title: str) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "changelist_url": self._url("changelist"),
+            "dashboard_url": self._url("dashboard"),
+        }
+
+    def _log(self, request: HttpRequest, user_ids: Iterable[str], flag: int, message: str) -> None:
+        """Django's admin log, one entry per user (each object's history page shows it)."""
+        ids = list(user_ids)
+        user = request.user.pk
+        assert user is not None  # admin_view lets only logged-in staff in
+        for i in range(0, len(ids), LOG_BATCH):
+            LogEntry.objects.log_actions(
+                user_id=user,
+                queryset=[SessionObject(user_id=u) for u in ids[i : i + LOG_BATCH]],
+                action_flag=flag,
+                change_message=message,
+            )
+
+
+def _conflict(exc: SessionConflict) -> str:
+    return (
+        f"Not changed: the session of {exc.user_id} changed meanwhile (now version {exc.actual}). "
+        "Here it is as it is now."
+    )
+
+
+def _flow_counts(counts: dict[str, int], flow_map: Any = None) -> dict[str, dict[str, Any]]:
+    """``{flow: {"total": n, "states": [{"slug", "state", "count"}]}}``: the flow map's flows
+    and states in their declared order (with zeros), then any other slug found in Redis."""
+    flows: dict[str, dict[str, Any]] = {}
+    if flow_map is not None:
+        for flow in flow_map.flows():
+            flows[flow] = {"total": 0, "states": []}
+            for state in flow_map.states(flow):
+                slug = f"{flow}->{state}"
+                n = counts.get(slug, 0)
+                flows[flow]["total"] += n
+                flows[flow]["states"].append({"slug": slug, "state": state, "count": n})
+    known = {s["slug"] for f in flows.values() for s in f["states"]}
+    for slug, n in sorted(counts.items()):
+        if slug in known:
+            continue
+        try:
+            flow, state = parse(slug)
+        except InvalidSlug:
+            flow, state = "(malformed)", slug
+        entry = flows.setdefault(flow, {"total": 0, "states": []})
+        entry["total"] += n
+        entry["states"].append({"slug": slug, "state": state, "count": n})
+    return flows

@@ -1,0 +1,405 @@
+"""The session admin: pages, permissions, confirmations, CSRF, the admin log, Redis down."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+
+from stealth_sessions import signals
+from stealth_sessions.service import get_session_service
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/admin/stealth_sessions/session/"
+
+
+def change_url(user_id: str) -> str:
+    return reverse("admin:stealth_sessions_session_change", args=[quote(user_id)])
+
+
+def url(name: str, *args: str) -> str:
+    return reverse(f"admin:stealth_sessions_session_{name}", args=[quote(a) for a in args])
+
+
+def staff(*perms: str) -> Client:
+    user = User.objects.create_user(f"staff{len(perms)}{'_'.join(perms)}", password="pw")
+    user.is_staff = True
+    user.save()
+    for codename in perms:
+        user.user_permissions.add(
+            Permission.objects.get(codename=codename, content_type__app_label="stealth_sessions")
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client() -> Client:
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def people(service):
+    service.step_to("+4412", slug="hello->say_hello")
+    service.step_to("+4412", slug="hello->ask_name")
+    service.step_to("a/b", slug="goodbye->say_bye")
+    service.step_to("zoë", slug="hello->ask_name")
+    return service
+
+
+# -- the index and the list -----------------------------------------------------------------
+
+
+def test_sessions_is_on_the_admin_index(admin_client):
+    page = admin_client.get("/admin/").content.decode()
+    assert f'href="{LIST}"' in page and ">Sessions<" in page
+
+
+def test_the_list_shows_every_column_newest_first(admin_client, people):
+    people.step_to_in("zoë", 600, slug="goodbye->say_bye")
+    page = admin_client.get(LIST).content.decode()
+    assert page.index("zoë") < page.index("a/b") < page.index("+4412")
+    for column in ("User id", "Current", "Previous", "Back-to", "Expires in", "Last activity"):
+        assert f"<span>{column}</span>" in page
+    assert "hello-&gt;say_hello" in page  # +4412's previous
+    assert f'href="{change_url("a/b")}"' in page
+    assert '<td class="field-pending_steps">1</td>' in page
+    assert "3 sessions" in page
+
+
+def test_filters_show_live_counts(admin_client, people):
+    page = admin_client.get(LIST).content.decode()
+    assert "hello (2)" in page and "goodbye (1)" in page
+    assert "hello-&gt;ask_name (2)" in page
+    page = admin_client.get(LIST, {"slug": "hello->ask_name"}).content.decode()
+    assert "a/b" not in page and "zoë" in page and "+4412" in page
+    page = admin_client.get(LIST, {"flow": "goodbye"}).content.decode()
+    assert "a/b" in page and "zoë" not in page
+
+
+def test_search_by_exact_and_prefix_user_id(admin_client, people):
+    people.step_to("+44123", slug="hello->say_hello")
+    page = admin_client.get(LIST, {"q": "+4412"}).content.decode()
+    assert "Exact match first" in page
+    assert page.index(">+4412<") < page.index(">+44123<")
+    page = admin_client.get(LIST, {"q": "+44"}).content.decode()
+    assert "No exact match" in page and ">+44123<" in page and "zoë" not in page
+    page = admin_client.get(LIST, {"q": "no such"}).content.decode()
+    assert "Nothing to list" in page  # a space: not a user id, said plainly
+
+
+def test_the_list_pages_with_a_cursor(admin_client, service, monkeypatch):
+    from stealth_sessions.admin.options import SessionAdmin
+
+    monkeypatch.setattr(SessionAdmin, "list_per_page", 2)
+    for i in range(5):
+        service.step_to(f"u{i}", slug="hello->say_hello")
+    seen, url_ = [], LIST
+    while url_:
+        response = admin_client.get(url_ if url_.startswith("/") else LIST + url_)
+        seen += [row["user_id"] for row in _rows(response)]
+        url_ = response.context["next_url"]
+    assert seen == ["u4", "u3", "u2", "u1", "u0"]
+
+
+def test_browsing_never_slides_expiry(admin_client, settings, redis_client):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1000}
+    service = get_session_service()
+    service.step_to("u", slug="hello->say_hello")
+    key = service.store.keys.current("u")
+    redis_client.pexpire(key, 500_000)
+    for page in (LIST, LIST + "?q=u", change_url("u"), url("dashboard"), url("reset", "u")):
+        assert admin_client.get(page).status_code == 200
+    assert redis_client.pttl(key) <= 500_000
+
+
+def test_the_dashboard_charts_users_per_flow_and_state(admin_client, people, redis_client):
+    # A state renamed in a deploy still shows, flagged, with its users.
+    people.step_to("old", slug="hello->say_hello")
+    redis_client.set(people.store.keys.current("old"), "hello->old_name_gone")
+    people.get("old")  # re-indexes the hand-edited slug
+    page = admin_client.get(url("dashboard")).content.decode()
+    assert 'aria-label="2 users"' in page  # hello->ask_name
+    assert "ss-unknown" in page and "old_name_gone" in page
+    assert "4 sessions in all" in page
+
+
+# -- one user ---------------------------------------------------------------------------------
+
+
+def test_the_detail_page_shows_the_session_history_and_steps(admin_client, people):
+    people.set_back_to("+4412", slug="hello->say_hello")
+    people.step_to_in("+4412", 600, slug="goodbye->say_bye")
+    page = admin_client.get(change_url("+4412")).content.decode()
+    assert '<td id="ss-current">hello-&gt;ask_name' in page
+    assert '<td id="ss-back_to">hello-&gt;say_hello' in page
+    assert '<td id="ss-version">3' in page
+    assert page.count('<td class="ss-origin">code</td>') == 2
+    assert "goodbye-&gt;say_bye" in page and 'value="Cancel"' in page
+    assert '<option value="hello-&gt;ask_name" selected>' in page  # choices from the flow map
+
+
+def test_moving_a_user_goes_through_the_service_and_is_logged(admin_client, people, record):
+    post = record(signals.post_transition)
+    response = admin_client.post(
+        change_url("+4412"),
+        {"action": "move", "target": "goodbye->say_bye", "method": "step_to", "version": 2},
+    )
+    assert response.status_code == 302
+    assert people.peek("+4412").slug == "goodbye->say_bye"
+    assert post.calls[-1]["method"] == "step_to" and post.calls[-1]["run_action"] is True
+    latest = people.history("+4412")[0]
+    assert (latest.origin, latest.method, latest.target) == ("admin", "step_to", "goodbye->say_bye")
+    entry = LogEntry.objects.get()
+    assert (entry.object_id, entry.action_flag) == ("+4412", CHANGE)
+    assert entry.get_change_message() == "step_to to goodbye->say_bye"
+    history = admin_client.get(url("history", "+4412")).content.decode()
+    assert "step_to to goodbye-&gt;say_bye" in history
+
+
+def test_update_session_to_moves_without_the_action(admin_client, people, record):
+    post = record(signals.post_transition)
+    admin_client.post(
+        change_url("zoë"),
+        {
+            "action": "move",
+            "target": "hello->say_hello",
+            "method": "update_session_to",
+            "version": 1,
+        },
+    )
+    assert people.peek("zoë").slug == "hello->say_hello"
+    assert post.calls[-1]["run_action"] is False
+
+
+def test_a_stale_form_changes_nothing(admin_client, people):
+    response = admin_client.post(
+        change_url("+4412"),
+        {"action": "move", "target": "goodbye->say_bye", "method": "step_to", "version": 1},
+        follow=True,
+    )
+    assert "changed meanwhile" in response.content.decode()
+    assert people.peek("+4412").slug == "hello->ask_name"
+    assert not LogEntry.objects.exists()
+
+
+def test_an_unknown_target_is_a_form_error(admin_client, people):
+    response = admin_client.post(
+        change_url("+4412"),
+        {"action": "move", "target": "hello->nope", "method": "step_to", "version": 2},
+    )
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert people.peek("+4412").slug == "hello->ask_name"
+
+
+def test_moving_a_user_without_a_session_starts_one(admin_client, service):
+    page = admin_client.get(change_url("new-user")).content.decode()
+    assert "has no session" in page
+    admin_client.post(
+        change_url("new-user"),
+        {"action": "move", "target": "hello->say_hello", "method": "step_to", "version": 0},
+    )
+    assert service.peek("new-user").slug == "hello->say_hello"
+
+
+def test_set_back_to(admin_client, people):
+    admin_client.post(
+        change_url("a/b"), {"action": "back_to", "target": "hello->say_hello", "version": 1}
+    )
+    assert people.peek("a/b").back_to == "hello->say_hello"
+    assert LogEntry.objects.get().get_change_message() == "set_back_to hello->say_hello"
+
+
+def test_cancel_a_scheduled_step(admin_client, people):
+    step = people.step_to_in("a/b", 600, slug="hello->say_hello")
+    admin_client.post(change_url("a/b"), {"action": "cancel_step", "step_id": step.id})
+    assert people.scheduled_steps("a/b") == []
+    assert people.scheduled_step_outcomes("a/b")[0].outcome == "cancelled"
+
+
+def test_reset_confirms_on_get_and_acts_on_post(admin_client, people, record):
+    reset = record(signals.session_reset)
+    page = admin_client.get(url("reset", "a/b")).content.decode()
+    assert "Reset the session of <strong>a/b</strong>" in page
+    assert people.peek("a/b") is not None
+    response = admin_client.post(url("reset", "a/b"))
+    assert response.status_code == 302 and people.peek("a/b") is None
+    assert reset.calls[0]["user_id"] == "a/b"
+    assert LogEntry.objects.get().action_flag == DELETION
+
+
+@pytest.mark.parametrize("user_id", ["*", "{", "a}:previous", "%", "_2F", "x" * 256, "zoë"])
+def test_hostile_user_ids_round_trip_through_urls(admin_client, service, user_id):
+    service.step_to(user_id, slug="hello->say_hello")
+    page = admin_client.get(change_url(user_id))
+    assert page.status_code == 200 and page.context["user_id"] == user_id
+    admin_client.post(url("reset", user_id))
+    assert service.peek(user_id) is None
+
+
+@pytest.mark.parametrize("bad", ["a%20b", "x" * 257, "a%00b"])
+def test_an_impossible_user_id_is_a_404(admin_client, bad):
+    assert admin_client.get(f"{LIST}{bad}/change/").status_code == 404
+
+
+# -- bulk actions -----------------------------------------------------------------------------
+
+
+def test_reset_selected_confirms_then_resets(admin_client, people):
+    selected = {"action": "reset_selected", "_selected_action": ["+4412", "zoë"]}
+    confirm = admin_client.post(url("reset_selected"), selected)
+    assert confirm.status_code == 200
+    assert '<strong id="ss-count">2</strong>' in confirm.content.decode()
+    assert people.peek("zoë") is not None
+    done = admin_client.post(url("reset_selected"), {**selected, "post": "yes"}, follow=True)
+    assert "Reset 2 sessions." in done.content.decode()
+    assert people.peek("+4412") is people.peek("zoë") is None
+    assert people.peek("a/b") is not None
+    assert sorted(LogEntry.objects.values_list("object_id", flat=True)) == ["+4412", "zoë"]
+
+
+def test_reset_everyone_in_a_state(admin_client, people):
+    page = admin_client.get(url("reset_state"), {"slug": "hello->ask_name"}).content.decode()
+    assert '<strong id="ss-count">2</strong>' in page
+    assert people.count_by_state()["hello->ask_name"] == 2
+    done = admin_client.post(url("reset_state"), {"slug": "hello->ask_name"}, follow=True)
+    assert "Reset 2 sessions at hello-&gt;ask_name." in done.content.decode()
+    assert people.count_by_state() == {"goodbye->say_bye": 1}
+
+
+def test_move_everyone_in_a_renamed_state(admin_client, people, redis_client, record):
+    for user in ("r1", "r2", "r3"):
+        people.step_to(user, slug="hello->say_hello")
+        redis_client.set(people.store.keys.current(user), "hello->greet_v1")  # a renamed state
+        people.get(user)
+    post = record(signals.post_transition)
+    page = admin_client.get(url("move_state"), {"slug": "hello->greet_v1"}).content.decode()
+    assert '<strong id="ss-count">3</strong>' in page
+    done = admin_client.post(
+        url("move_state"), {"slug": "hello->greet_v1", "target": "hello->say_hello"}, follow=True
+    )
+    assert "Moved 3 sessions from hello-&gt;greet_v1 to hello-&gt;say_hello." in (
+        done.content.decode()
+    )
+    assert {people.peek(u).slug for u in ("r1", "r2", "r3")} == {"hello->say_hello"}
+    assert "hello->greet_v1" not in people.count_by_state()
+    assert [c["method"] for c in post.calls] == ["update_session_to"] * 3
+    assert people.history("r1")[0].origin == "admin"
+    assert LogEntry.objects.filter(object_id="r2").count() == 1
+
+
+def test_move_everyone_rejects_an_unknown_target(admin_client, people):
+    response = admin_client.post(
+        url("move_state"), {"slug": "hello->ask_name", "target": "hello->nope"}
+    )
+    assert response.status_code == 200 and "errorlist" in response.content.decode()
+    assert people.count_by_state()["hello->ask_name"] == 2
+
+
+def test_bulk_actions_act_only_on_post(admin_client, people):
+    assert admin_client.get(url("reset_selected")).status_code == 302
+    admin_client.get(url("reset_state"), {"slug": "hello->ask_name"})
+    admin_client.get(url("move_state"), {"slug": "hello->ask_name"})
+    assert people.count_by_state()["hello->ask_name"] == 2
+
+
+# -- permissions and CSRF ---------------------------------------------------------------------
+
+
+def _pages(user_id: str = "zoë") -> list[tuple[str, str, dict]]:
+    move = {"action": "move", "target": "hello->say_hello", "method": "step_to", "version": 1}
+    return [
+        ("view", LIST, {}),
+        ("view", url("dashboard"), {}),
+        ("view", change_url(user_id), {}),
+        ("view", url("history", user_id), {}),
+        ("change", change_url(user_id), move),
+        ("change", url("reset", user_id), {}),
+        ("bulk", url("reset_selected"), {"_selected_action": [user_id], "post": "yes"}),
+        ("bulk", url("reset_state") + "?slug=hello->ask_name", {"slug": "hello->ask_name"}),
+        ("bulk", url("move_state") + "?slug=hello->ask_name", {"slug": "hello->ask_name"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "perms, allowed",
+    [
+        ((), set()),
+        (("view_session",), {"view"}),
+        (("change_session",), {"view", "change"}),
+        (("view_session", "change_session"), {"view", "change"}),
+        (("bulk_change_session",), set()),  # bulk needs change too
+        (("change_session", "bulk_change_session"), {"view", "change", "bulk"}),
+    ],
+)
+def test_permission_matrix(people, perms, allowed):
+    client = staff(*perms)
+    for need, page, data in _pages():
+        # What may be seen is fetched with GET; what changes, with POST.
+        response = client.post(page, data) if data else client.get(page)
+        if need in allowed:
+            assert response.status_code in (200, 302), (perms, page)
+            if need != "view":
+                people.step_to("zoë", slug="hello->ask_name")  # restore for the next page
+        else:
+            assert response.status_code == 403, (perms, page, response.status_code)
+    assert people.peek("zoë").slug == "hello->ask_name"
+
+
+def test_anonymous_users_are_sent_to_the_login(people):
+    for _, page, data in _pages():
+        response = Client().post(page, data) if data else Client().get(page)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert people.peek("zoë") is not None
+
+
+def test_staff_without_permission_do_not_see_sessions_on_the_index(people):
+    assert f'href="{LIST}"' not in staff().get("/admin/").content.decode()
+
+
+def test_every_post_needs_the_csrf_token(people):
+    user = User.objects.create_superuser("csrf", "c@example.com", "pw")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    for _, page, data in _pages():
+        if data:
+            assert client.post(page, data).status_code == 403, page
+    assert people.peek("zoë").slug == "hello->ask_name"
+    assert people.count_by_state()["hello->ask_name"] == 2
+
+
+# -- Redis down -------------------------------------------------------------------------------
+
+
+def test_redis_down_shows_an_error_page_and_the_rest_of_the_admin_works(admin_client, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        },
+    }
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "CACHE": "down"}
+    for page in (LIST, url("dashboard"), change_url("u"), url("reset", "u")):
+        response = admin_client.get(page)
+        assert response.status_code == 503
+        body = response.content.decode()
+        assert "Redis is not answering" in body and 'id="site-name"' in body
+    response = admin_client.post(url("reset", "u"))
+    assert response.status_code == 503
+    assert admin_client.get("/admin/").status_code == 200
+    assert admin_client.get("/admin/auth/user/").status_code == 200
+
+
+def _rows(response) -> list[dict]:
+    return [{"user_id": row.session.user_id} for row in response.context["rows"]]
