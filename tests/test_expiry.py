@@ -81,3 +81,33 @@ def test_an_expired_session_is_gone_with_its_previous_and_excluded_everywhere(se
     assert service.history("short") == []
     session = service.step_to("short", slug="hello->say_hello")
     assert (session.previous, session.back_to, session.version) == (None, None, 1)
+
+
+def test_a_slid_session_is_counted_until_it_really_expires(settings):
+    # A slide does not rewrite the expiry index (its score stays a lower bound): the purge
+    # finds the user alive when the first expiry comes due, and keeps counting them.
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1}
+    service = get_session_service()
+    service.step_to("slid", slug="hello->say_hello")
+    time.sleep(0.6)
+    assert service.get("slid") is not None  # slides: now expires ~1.6 s after the write
+    time.sleep(0.6)
+    assert service.count_by_state() == {"hello->say_hello": 1}
+    assert [s.user_id for s in service.list_sessions()[0]] == ["slid"]
+    time.sleep(1.1)
+    assert service.count_by_state() == {}
+    assert service.list_sessions() == ([], None)
+
+
+def test_keys_persisted_by_hand_are_indexed_again_when_a_read_slides_them(settings, redis_client):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1}
+    service = get_session_service()
+    service.step_to("kept", slug="hello->say_hello")
+    for key in service.store.keys.user_keys("kept"):
+        redis_client.persist(key)
+    time.sleep(1.1)
+    assert service.count_by_state() == {"hello->say_hello": 1}  # persisted: alive
+    assert service.get("kept") is not None  # the slide gives the keys an expiry again
+    time.sleep(1.1)
+    redis_client.zadd(service.store.keys.index("expiry"), {"kept": 0})  # "look again" is due
+    assert service.count_by_state() == {}

@@ -38,15 +38,20 @@ local function reindex(ix, uid, old, new, now)
 end
 
 -- Bring the user's keys in line with the configured expiry (ttl ms, or false: none) and the
--- marker in line with slug. marker: its value now; was: the mode before this call.
-local function settle(k, ix, uid, slug, ttl, now, marker, was)
-  local mode = ttl and '1' or '0'
-  if marker ~= mode .. slug then redis.call('SET', k .. ':indexed', mode .. slug) end
+-- marker in line with slug. old: the marker before this script ran; written: whether the
+-- script already wrote the new one. The expiry index is written only when the slug or the
+-- mode changes: a slide makes the expiry later, so the score it has stays a lower bound, and
+-- purge_expired re-scores a user found alive when it comes due.
+local function settle(k, ix, uid, slug, ttl, now, old, written)
+  local new = (ttl and '1' or '0') .. slug
+  if not written and old ~= new then redis.call('SET', k .. ':indexed', new) end
   if ttl then
     for _, key in ipairs(user_keys(k)) do redis.call('PEXPIRE', key, ttl) end
-    redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
-    redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
-  elseif was == '1' then
+    if old ~= new then
+      redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
+      redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
+    end
+  elseif old and string.sub(old, 1, 1) == '1' then
     for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
     redis.call('ZREM', ix .. 'expiry', uid)
     redis.call('HDEL', ix .. 'slug_of', uid)
@@ -63,7 +68,14 @@ local function purge_expired(ix, up, now)
       if pttl == -2 then
         reindex(ix, uid, redis.call('HGET', ix .. 'slug_of', uid), false, now)
       elseif pttl == -1 then
-        redis.call('ZREM', ix .. 'expiry', uid)
+        -- Persisted by hand: while the marker says the keys should expire, the next slide
+        -- gives them an expiry again, so look again later; else the user is done with.
+        local marker = redis.call('GET', up .. uid .. '}:indexed')
+        if marker and string.sub(marker, 1, 1) == '1' then
+          redis.call('ZADD', ix .. 'expiry', now + 60000, uid)
+        else
+          redis.call('ZREM', ix .. 'expiry', uid)
+        end
       else
         redis.call('ZADD', ix .. 'expiry', now + pttl, uid)
       end

@@ -23,7 +23,7 @@ if ARGV[5] == '1' then
     ver = redis.call('INCR', k .. ':version')
   end
   if cur then
-    settle(k, ix, uid, cur, ttl, now, marker, marker and string.sub(marker, 1, 1))
+    settle(k, ix, uid, cur, ttl, now, marker, false)
   end
 end
 if not cur then return none() end

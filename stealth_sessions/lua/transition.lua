@@ -25,11 +25,10 @@ if ARGV[11] then
   if redis.call('HDEL', k .. ':steps', ARGV[11]) == 0 then return {-2} end
   if ARGV[12] == '1' and (cur or '') ~= ARGV[13] then return {-3, cur or false} end
 end
-local was = marker and string.sub(marker, 1, 1)
 if cur == target then
   if mode == 'update' then return out({1, cur, v[2], v[3], ver, redis.call('PTTL', k)}) end
   reindex(ix, uid, marker_slug(marker) or false, cur, now)
-  settle(k, ix, uid, cur, ttl, now, marker, was)
+  settle(k, ix, uid, cur, ttl, now, marker, false)
   return out({2, cur, v[2], v[3], ver, ttl or redis.call('PTTL', k)})
 end
 local back, new_marker = v[3], (ttl and '1' or '0') .. target
@@ -49,5 +48,5 @@ if redis.call('LPUSH', k .. ':history', cjson.encode({now, ARGV[8], cur or false
   redis.call('LTRIM', k .. ':history', 0, hlen - 1)  -- trimmed in batches: fewer calls
 end
 reindex(ix, uid, marker_slug(marker) or false, target, now)
-settle(k, ix, uid, target, ttl, now, new_marker, was)
+settle(k, ix, uid, target, ttl, now, marker, true)
 return out({3, target, cur or false, back, ver, ttl or -1})
