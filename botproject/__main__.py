@@ -45,6 +45,7 @@ def main() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     password, token = ensure_demo_users()
+    seeded = seed_conversations()
     port = os.environ.get("PORT", "8000")
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"], cwd=ROOT
@@ -55,13 +56,46 @@ def main() -> None:
         f"  Docs:   http://127.0.0.1:{port}/api/docs/\n"
         f"  Worker: an RQ worker runs scheduled steps: a user left at hello->ask_name is\n"
         f"          nudged (follow_up->nudge) after {os.environ['DEMO_NUDGE_AFTER']} s\n"
-        f"  A bot:  .venv/bin/python examples/bot_client.py http://127.0.0.1:{port}/api/ {token}\n",
+        f"  A bot:  .venv/bin/python examples/bot_client.py http://127.0.0.1:{port}/api/ {token}\n"
+        + (f"  Seeded: {seeded} demo users, at /admin/stealth_sessions/session/\n" if seeded else ""),
         flush=True,
     )
     try:
         call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
     finally:
         worker.terminate()
+
+
+def seed_conversations() -> int:
+    """Users in the middle of conversations, so the admin has something to show: only when
+    there are no sessions yet. Moved through the service like any bot would (origin "demo")."""
+    from stealth_sessions.service import get_session_service, origin
+
+    service = get_session_service()
+    if service.count_by_state():
+        return 0
+    paths = [
+        ["hello->say_hello"],
+        ["hello->say_hello", "hello->ask_name"],
+        ["hello->say_hello", "hello->ask_name", "hello->get_name"],
+        ["order->ask_size"],
+        ["order->ask_size", "order->ask_topping"],
+        ["order->ask_size", "order->ask_topping", "order->confirm"],
+        ["hello->say_hello", "goodbye->say_bye"],
+    ]
+    users = [f"whatsapp:+4477009{i:05d}" for i in range(18)] + [
+        f"psid-{7_000_000_000 + 7919 * i}" for i in range(17)
+    ]
+    with origin("demo"):
+        for i, user in enumerate(users):
+            # update_session_to: no bot actions, but for one user per path, whose
+            # step_to runs them (hello->ask_name schedules a re-engagement step).
+            move = service.step_to if i < len(paths) else service.update_session_to
+            for slug in paths[i % len(paths)]:
+                move(user, slug=slug)
+            if i % 5 == 0:
+                service.set_back_to(user, slug="hello->say_hello")
+    return len(users)
 
 
 def ensure_demo_users() -> tuple[str, str]:
