@@ -215,8 +215,11 @@ class SessionAdmin(admin.ModelAdmin):
         service, flow_map = self.service, self.service.flow_map
         session = service.peek(user_id)
         version = 0 if session is None else session.version
-        move_form = MoveForm(flow_map=flow_map, initial={"version": version})
-        back_form = BackToForm(flow_map=flow_map, initial={"version": version})
+        # Two forms on one page: their own id prefixes, so each label points at its field.
+        move_kw: dict[str, Any] = {"flow_map": flow_map, "auto_id": "id_move_%s"}
+        back_kw: dict[str, Any] = {"flow_map": flow_map, "auto_id": "id_back_to_%s"}
+        move_form = MoveForm(initial={"version": version}, **move_kw)
+        back_form = BackToForm(initial={"version": version}, **back_kw)
         if session is not None:
             move_form.initial["target"] = session.slug
             back_form.initial["target"] = session.back_to or session.slug
@@ -225,11 +228,11 @@ class SessionAdmin(admin.ModelAdmin):
                 raise PermissionDenied
             action = request.POST.get("action")
             if action == "move":
-                move_form = MoveForm(request.POST, flow_map=flow_map)
+                move_form = MoveForm(request.POST, **move_kw)
                 if self._move(request, user_id, move_form):
                     return HttpResponseRedirect(request.path)
             elif action == "back_to":
-                back_form = BackToForm(request.POST, flow_map=flow_map)
+                back_form = BackToForm(request.POST, **back_kw)
                 if self._set_back_to(request, user_id, back_form):
                     return HttpResponseRedirect(request.path)
             elif action == "cancel_step":
