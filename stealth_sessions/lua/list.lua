@@ -55,8 +55,9 @@ if mode == 'prefix' then
   return {out, false}
 end
 
--- 'activity': a k-way merge of the slug indexes (one, a flow's, or all), each read newest
--- first from the cursor on; a round takes the newest of all candidates, then reads their rows.
+-- 'activity': a k-way merge of the slug indexes (one, a flow's, or all). Each index is read
+-- newest first from the cursor on (already in order: score, then member, descending), and a
+-- round takes the newest heads until it has enough, then reads their rows.
 local slugs = {ARGV[7]}
 if ARGV[6] ~= 'slug' then
   slugs = {}
@@ -67,33 +68,42 @@ end
 local cs, cu = tonumber(ARGV[8]), ARGV[9]
 local out = {}
 while #out < want do
-  local need, candidates = want - #out, {}
+  local need, lists = want - #out, {}
   for _, slug in ipairs(slugs) do
-    local key, got, offset = ix .. 'slug:' .. slug, 0, 0
-    while got < need do
+    local key, list, offset = ix .. 'slug:' .. slug, {slug = slug, at = 1}, 0
+    while #list < need do
+      local n = need - #list
       local batch = redis.call('ZRANGE', key, cs or '+inf', '-inf', 'BYSCORE', 'REV',
-                               'LIMIT', offset, need, 'WITHSCORES')
+                               'LIMIT', offset, n, 'WITHSCORES')
       for i = 1, #batch, 2 do
         local uid, score = batch[i], tonumber(batch[i + 1])
         -- At the cursor's own score, only the members after it (Redis orders ties by member).
-        if not cs or score < cs or bytes_lt(uid, cu) then
-          candidates[#candidates + 1] = {score, uid, slug}
-          got = got + 1
+        if not cs or score < cs or bytes_lt(uid, cu) then list[#list + 1] = {score, uid} end
+      end
+      if #batch < 2 * n then break end
+      offset = offset + n
+    end
+    if #list > 0 then lists[#lists + 1] = list end
+  end
+  if #lists == 0 then break end
+  for _ = 1, need do
+    local best
+    for _, list in ipairs(lists) do
+      local head = list[list.at]
+      if head then
+        if not best then
+          best = list
+        else
+          local b = best[best.at]
+          if head[1] > b[1] or (head[1] == b[1] and bytes_lt(b[2], head[2])) then best = list end
         end
       end
-      if #batch < 2 * need then break end
-      offset = offset + need
     end
-  end
-  if #candidates == 0 then break end
-  table.sort(candidates, function(a, b)
-    if a[1] ~= b[1] then return a[1] > b[1] end
-    return bytes_lt(b[2], a[2])
-  end)
-  for i = 1, math.min(need, #candidates) do
-    local c = candidates[i]
+    if not best then break end
+    local c = best[best.at]
+    best.at = best.at + 1
     cs, cu = c[1], c[2]
-    out[#out + 1] = row(c[2], c[3], c[1])  -- nil (skipped) if the index is stale
+    out[#out + 1] = row(c[2], best.slug, c[1])  -- nil (skipped) if the index is stale
   end
 end
 return {out, false}
