@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
@@ -258,40 +259,45 @@ class SessionAdmin(admin.ModelAdmin):
         return TemplateResponse(request, TEMPLATES + "change_form.html", context)
 
     def _move(self, request: HttpRequest, user_id: str, form: MoveForm) -> bool:
-        if not form.is_valid():
-            return False
-        target, method = form.cleaned_data["target"], form.cleaned_data["method"]
-        move = self.service.step_to if method == "step_to" else self.service.update_session_to
-        try:
-            with origin("admin"):
-                session = move(user_id, slug=target, expected_version=form.cleaned_data["version"])
-        except SessionConflict as exc:
-            messages.error(request, _conflict(exc))
-            return True
-        except StealthSessionsError as exc:
-            form.add_error("target", str(exc))
-            return False
-        self._log(request, [user_id], CHANGE, f"{method} to {session.slug}")
-        messages.success(request, f"Moved {user_id} to {session.slug} ({method}).")
-        return True
+        def write(data: dict[str, Any]) -> tuple[str, str]:
+            method = data["method"]
+            move = self.service.step_to if method == "step_to" else self.service.update_session_to
+            slug = move(user_id, slug=data["target"], expected_version=data["version"]).slug
+            return f"{method} to {slug}", f"Moved {user_id} to {slug} ({method})."
+
+        return self._change_one(request, user_id, form, write)
 
     def _set_back_to(self, request: HttpRequest, user_id: str, form: BackToForm) -> bool:
+        def write(data: dict[str, Any]) -> tuple[str, str]:
+            target = data["target"]
+            self.service.set_back_to(user_id, slug=target, expected_version=data["version"])
+            return f"set_back_to {target}", f"The back-to session of {user_id} is now {target}."
+
+        return self._change_one(request, user_id, form, write)
+
+    def _change_one(
+        self,
+        request: HttpRequest,
+        user_id: str,
+        form: forms.Form,
+        write: Callable[[dict[str, Any]], tuple[str, str]],
+    ) -> bool:
+        """Apply a valid form with ``write`` (returning the admin log's message and the
+        user's). True: redirect (done, or refused because the user changed meanwhile); False:
+        show the form again with its errors."""
         if not form.is_valid():
             return False
-        target = form.cleaned_data["target"]
         try:
             with origin("admin"):
-                self.service.set_back_to(
-                    user_id, slug=target, expected_version=form.cleaned_data["version"]
-                )
+                log, message = write(form.cleaned_data)
         except SessionConflict as exc:
             messages.error(request, _conflict(exc))
             return True
         except StealthSessionsError as exc:
             form.add_error("target", str(exc))
             return False
-        self._log(request, [user_id], CHANGE, f"set_back_to {target}")
-        messages.success(request, f"The back-to session of {user_id} is now {target}.")
+        self._log(request, [user_id], CHANGE, log)
+        messages.success(request, message)
         return True
 
     def _cancel_step(self, request: HttpRequest, user_id: str, step_id: str) -> None:
