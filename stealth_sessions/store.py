@@ -85,6 +85,15 @@ class RedisStore:
         self._count = scripts["count"]
         self._list = scripts["list"]
         self._ix = keys.index_prefix
+        self._settings_of: dict[tuple[int | None, int], bytes] = {}
+
+    def _settings(self, ttl_ms: int | None, history_length: int = 0) -> bytes:
+        """ARGV[1] of the per-user scripts (lua/prelude.lua ``settings``), made once."""
+        try:
+            return self._settings_of[ttl_ms, history_length]
+        except KeyError:
+            value = f"{ttl_ms or ''}|{history_length}|{self._ix}".encode()
+            return self._settings_of.setdefault((ttl_ms, history_length), value)
 
     def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Row | None:
         """The user's session row, or None. ``slide``: get (slides the expiry, re-indexes a
@@ -99,7 +108,7 @@ class RedisStore:
             return self._read(
                 self.client,
                 keys[:1],
-                (user_id, self._ix, ttl_ms or "", now_ms(), "1" if slide else "0"),
+                (self._settings(ttl_ms), now_ms(), "1" if slide else "0"),
             )
         except RedisError as exc:
             raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
@@ -122,7 +131,7 @@ class RedisStore:
             row = self._read(
                 self.client,
                 (keys[0], steps_key),
-                (user_id, self._ix, ttl_ms or "", now_ms(), "1" if slide else "0"),
+                (self._settings(ttl_ms), now_ms(), "1" if slide else "0"),
             )
         except RedisError as exc:
             raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
@@ -145,17 +154,12 @@ class RedisStore:
     ) -> Row:
         """``with_steps``: a row that is not a conflict gets the user's pending steps (as
         steps() returns them) appended, read in the same script."""
+        how = f"{'u' if update else 's'}{'' if expected_version is None else expected_version}"
         args: tuple[Any, ...] = (
-            user_id,
-            self._ix,
-            ttl_ms or "",
+            self._settings(ttl_ms, history_length),
             now_ms(),
             target,
-            "update" if update else "step",
-            "" if expected_version is None else expected_version,
-            method,
-            history_length,
-            origin,
+            f"{how}|{method}|{origin}",
         )
         if step is not None:  # a scheduled step firing: (step id, if_unchanged, source)
             args += (step[0], "1" if step[1] else "0", step[2] or "")
@@ -180,14 +184,8 @@ class RedisStore:
         with_steps: bool = False,
     ) -> Row:
         """``with_steps``: as transition()."""
-        args = (
-            user_id,
-            self._ix,
-            ttl_ms or "",
-            now_ms(),
-            target,
-            "" if expected_version is None else expected_version,
-        )
+        expected = "" if expected_version is None else expected_version
+        args = (self._settings(ttl_ms), now_ms(), target, expected)
         k = self.keys.current(user_id)
         keys = (k, self.keys.steps(user_id)) if with_steps else (k,)
         with translate_errors("writing a back-to session"):
@@ -203,7 +201,7 @@ class RedisStore:
         script. Returns the removed session's row and the steps cancelled (``keep``,
         ``ttl_ms``: of the outcomes list, as for remove_steps)."""
         expected = "" if expected_version is None else expected_version
-        args = (user_id, self._ix, "", now_ms(), expected, self.keys.steps_index, keep, ttl_ms)
+        args = (self._settings(None), now_ms(), expected, self.keys.steps_index, keep, ttl_ms)
         with translate_errors("resetting a session"):
             row = self._reset(self.client, (self.keys.current(user_id),), args)
         return row[:6], _records(row[6]) if len(row) > 6 else {}

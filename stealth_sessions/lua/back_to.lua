@@ -1,8 +1,8 @@
--- ARGV[5]: target, ARGV[6]: expected version ('' = any).
+-- ARGV[3]: target, ARGV[4]: expected version ('' = any).
 -- Returns {-1} without a session, {0, version} on conflict, else {3, ...} as transition.lua
 -- (with KEYS[2], the steps hash: its HGETALL appended, as transition.lua).
-local k, uid, ix, ttl, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local target, expected = ARGV[5], ARGV[6]
+local k, now, target, expected = KEYS[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local ttl, _, ix, uid = settings(k)
 local v = redis.call('MGET', k, k .. ':previous', k .. ':version', k .. ':indexed')
 local cur, marker, ver = v[1], v[4], 0
 if cur then ver = tonumber(v[3] or '0') end

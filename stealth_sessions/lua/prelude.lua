@@ -1,12 +1,21 @@
 -- Shared by every script (prepended by store.py). Key layout: see keys.py.
 -- Per-user scripts get one key, the user's current-slug key k; the user's other keys are
--- named from it (same hash tag, so the same cluster slot). ARGV[1..4] of per-user scripts:
--- user id, index prefix, expiry in ms ('' = none), now in ms (the caller's clock).
+-- named from it (same hash tag, so the same cluster slot). ARGV[1] of per-user scripts is the
+-- store's settings, '<expiry ms or empty>|<history length>|<index prefix>', ARGV[2] now in ms
+-- (the caller's clock). Every argument costs a little on each call, so the user id is not
+-- one: it is read back from the key.
 --
 -- k:indexed holds <mode><slug>: the slug the indexes list the user under, after a mode
 -- character, '1' when the user's keys carry an expiry and '0' when they do not. Comparing it
 -- with the current slug tells whether an operator changed the slug by hand.
 -- Every redis.call costs: the hot paths are kept to a handful.
+
+-- ttl (ms, or nil: no expiry), history length, index prefix, user id of the user's key k.
+local function settings(k)
+  local ttl, hlen, ix = string.match(ARGV[1], '^(%d*)|(%d+)|(.*)$')
+  -- k is <base>:{<uid>} and ix <base>:idx:, so the user id starts at #ix - 2.
+  return tonumber(ttl), tonumber(hlen), ix, string.sub(k, #ix - 2, -2)
+end
 
 local function flow_of(slug)
   return string.match(slug, '^([%a_][%w_]*)%->[%a_][%w_]*$')

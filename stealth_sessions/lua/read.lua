@@ -1,9 +1,10 @@
 -- The slow path of get (with an expiry to slide, or a slug changed by hand) and of peek.
--- ARGV[5]: '1' for get (slides, re-indexes), '0' for peek (reads only).
+-- ARGV[3]: '1' for get (slides, re-indexes), '0' for peek (reads only).
 -- Returns false without a session, else {3, current, previous, back_to, version, pttl}.
 -- KEYS[2], given only by callers that want it (the HTTP API): the user's steps hash; then
 -- the reply is {-1, steps} without a session, else the row with HGETALL steps appended.
-local k, uid, ix, ttl, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local k, now = KEYS[1], tonumber(ARGV[2])
+local ttl, _, ix, uid = settings(k)
 local function none()
   if KEYS[2] then return {-1, redis.call('HGETALL', KEYS[2])} end
   return false
@@ -11,7 +12,7 @@ end
 local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
                      k .. ':indexed')
 local cur, ver, marker = v[1], tonumber(v[4] or '0'), v[5]
-if ARGV[5] == '1' then
+if ARGV[3] == '1' then
   local old = marker_slug(marker) or false
   if old ~= cur then
     -- A slug written or deleted by hand (redis-cli) is a write: index it, count a version.

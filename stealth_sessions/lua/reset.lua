@@ -1,9 +1,10 @@
--- ARGV[5]: expected version ('' = any); ARGV[6..8]: steps index key, outcomes length and
+-- ARGV[3]: expected version ('' = any); ARGV[4..6]: steps index key, outcomes length and
 -- ttl ms, for cancelling the user's scheduled steps in the same step.
 -- Returns {0, version} on conflict, else {status, current, previous, back_to, version, pttl,
 -- steps} with status 1 when there was no session, 3 when one was removed; steps: the
 -- scheduled steps cancelled, as remove_steps returns them.
-local k, uid, ix, now, expected = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
+local k, now, expected = KEYS[1], tonumber(ARGV[2]), ARGV[3]
+local _, _, ix, uid = settings(k)
 local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
                      k .. ':indexed')
 local cur, ver = v[1], 0
@@ -12,5 +13,5 @@ if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 local pttl = cur and redis.call('PTTL', k) or -2
 redis.call('DEL', unpack(user_keys(k)))
 reindex(ix, uid, marker_slug(v[5]) or redis.call('HGET', ix .. 'slug_of', uid), false, now)
-local steps = remove_steps(k, ARGV[6], uid, now, 'cancelled', 'reset', ARGV[7], ARGV[8], {})
+local steps = remove_steps(k, ARGV[4], uid, now, 'cancelled', 'reset', ARGV[5], ARGV[6], {})
 return {cur and 3 or 1, cur, v[2], v[3], ver, pttl, steps}
