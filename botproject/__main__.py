@@ -57,7 +57,7 @@ def main() -> None:
         f"  Worker: an RQ worker runs scheduled steps: a user left at hello->ask_name is\n"
         f"          nudged (follow_up->nudge) after {os.environ['DEMO_NUDGE_AFTER']} s\n"
         f"  A bot:  .venv/bin/python examples/bot_client.py http://127.0.0.1:{port}/api/ {token}\n"
-        + (f"  Seeded: {seeded} demo users, at /admin/stealth_sessions/session/\n" if seeded else ""),
+        + (f"  Seeded: {seeded} users mid-conversation, in the admin\n" if seeded else ""),
         flush=True,
     )
     try:
