@@ -100,10 +100,12 @@ class Browsing:
 
     def _listed(self, row: Row) -> ListedSession:
         user_id = decode(row[0])
-        activity = row[6]
+        # None: not in its slug's index (a slug set by hand, not yet picked up by a get);
+        # 0: indexed by an earlier build, which kept no times.
+        ms = 0 if row[6] is None else int(row[6])
         return ListedSession(
             self._session(user_id, [WRITTEN, *row[1:6]]),  # type: ignore[arg-type]
-            None if activity is False else datetime.fromtimestamp(int(activity) / 1000, tz=UTC),
+            datetime.fromtimestamp(ms / 1000, tz=UTC) if ms > 0 else None,
             int(row[7]),
         )
 
@@ -121,10 +123,14 @@ def _decode_cursor(cursor: str, by_user_id: bool) -> tuple[int, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         head, _, user_id = raw.partition(":")
         validate_user_id(user_id)
-        if by_user_id != (head == "u") or not (head == "u" or head.isdigit()):
+        if by_user_id != (head == "u"):
+            raise ValueError(head)
+        # isdigit() alone admits "²", which int() refuses.
+        score = 0 if head == "u" else int(head) if head.isascii() and head.isdigit() else -1
+        if score < 0:
             raise ValueError(head)
     except (ValueError, binascii.Error):
         raise InvalidCursor(
             f"Invalid cursor {cursor[:40]!r}: pass back a next_cursor from the same listing"
         ) from None
-    return (0 if head == "u" else int(head)), user_id
+    return score, user_id

@@ -7,7 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from .exceptions import InvalidStateTransition, SessionConflict
+from .exceptions import (
+    BulkOperationFailed,
+    InvalidStateTransition,
+    SessionConflict,
+    StealthSessionsError,
+)
 from .slugs import parse
 from .users import validate_user_id
 from .values import BulkOutcome, ListedSession, Session
@@ -24,13 +29,24 @@ class BulkOperations:
         reset: Callable[..., bool]
         update_session_to: Callable[..., Session]
         step_to: Callable[..., Session]
+        peek: Callable[[str], Session | None]
         _checked: Callable[[str], str]
 
     def reset_many(self, user_ids: Iterable[str]) -> BulkOutcome:
         """Reset each of ``user_ids``; those without a session count as skipped."""
         ids = [validate_user_id(user_id) for user_id in user_ids]  # all checked before any write
-        changed = tuple(user_id for user_id in ids if self.reset(user_id))
-        return BulkOutcome(changed, len(ids) - len(changed))
+        changed: list[str] = []
+        for user_id in ids:
+            try:
+                if self.reset(user_id):
+                    changed.append(user_id)
+            except Exception as exc:
+                skipped = ids.index(user_id) - len(changed)
+                if self._changed_anyway(user_id, None):
+                    changed.append(user_id)
+                outcome = BulkOutcome(tuple(changed), skipped)
+                raise BulkOperationFailed(outcome, user_id, exc) from exc
+        return BulkOutcome(tuple(changed), len(ids) - len(changed))
 
     def reset_state(self, slug: str) -> BulkOutcome:
         """Reset every user at ``slug`` (which need not be in the flow map any more)."""
@@ -55,7 +71,8 @@ class BulkOperations:
 
     def _each_at(self, slug: str, apply: Callable[[Session], bool]) -> BulkOutcome:
         """Apply to each user at ``slug`` when the walk reaches them, if they have not moved
-        since it read them (their version is checked in the write)."""
+        since it read them (their version is checked in the write). Any other error stops the
+        walk: BulkOperationFailed says whom it changed before."""
         changed: list[str] = []
         skipped = 0
         cursor = None
@@ -66,9 +83,27 @@ class BulkOperations:
                     done = apply(listed.session)
                 except SessionConflict:
                     done = False
+                except Exception as exc:
+                    user_id = listed.session.user_id
+                    if self._changed_anyway(user_id, listed.session.version):
+                        changed.append(user_id)
+                    outcome = BulkOutcome(tuple(changed), skipped)
+                    raise BulkOperationFailed(outcome, user_id, exc) from exc
                 if done:
                     changed.append(listed.session.user_id)
                 else:
                     skipped += 1
             if cursor is None:
                 return BulkOutcome(tuple(changed), skipped)
+
+    def _changed_anyway(self, user_id: str, version: int | None) -> bool:
+        """After an error: whether the user was written all the same (a post_transition
+        receiver or an action raises after the write). ``version``: the one read before the
+        write (None for a reset: changed if the session is gone). Unknown counts as no."""
+        try:
+            current = self.peek(user_id)
+        except StealthSessionsError:
+            return False
+        if version is None:
+            return current is None
+        return current is None or current.version != version

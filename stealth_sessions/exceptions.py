@@ -43,6 +43,19 @@ class SessionLocked(StealthSessionsError):
     """The per-user lock could not be acquired in time, or was lost before release."""
 
 
+class BulkOperationFailed(StealthSessionsError):
+    """A bulk operation stopped part-way, at ``user_id``; ``outcome`` (a BulkOutcome) says
+    whom it changed before. The cause (a receiver's exception, an outage...) is chained."""
+
+    def __init__(self, outcome: object, user_id: str, cause: BaseException) -> None:
+        self.outcome = outcome
+        self.user_id = user_id
+        super().__init__(
+            f"Stopped at user {user_id!r} after changing {getattr(outcome, 'changed', 0)}: "
+            f"{type(cause).__name__}: {cause}"
+        )
+
+
 class SessionStoreUnavailable(StealthSessionsError):
     """Redis could not be reached or refused the command; nothing can be said of the session."""
 

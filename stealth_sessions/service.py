@@ -128,7 +128,7 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
                 source=entry[2] or None,
                 target=entry[3],
                 method=entry[1],
-                origin=entry[4] if len(entry) > 4 else "code",  # entries written before 0.2
+                origin=entry[4] if len(entry) > 4 else "code",  # older entries: no origin
             )
             for entry in self.store.history(validate_user_id(user_id), limit)
         ]

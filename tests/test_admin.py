@@ -237,7 +237,11 @@ def test_reset_confirms_on_get_and_acts_on_post(admin_client, people, record):
     assert LogEntry.objects.get().action_flag == DELETION
 
 
-@pytest.mark.parametrize("user_id", ["*", "{", "a}:previous", "%", "_2F", "x" * 256, "zoë"])
+@pytest.mark.parametrize(
+    "user_id",
+    ["*", "{", "a}:previous", "%", "_2F", "x" * 256, "zoë", "a/b", "<b>x</b>"]
+    + ["state", "dashboard", "reset-state", "move-state", "reset-selected", "history"],
+)
 def test_hostile_user_ids_round_trip_through_urls(admin_client, service, user_id):
     service.step_to(user_id, slug="hello->say_hello")
     page = admin_client.get(change_url(user_id))
@@ -295,6 +299,33 @@ def test_move_everyone_in_a_renamed_state(admin_client, people, redis_client, re
     assert [c["method"] for c in post.calls] == ["update_session_to"] * 3
     assert people.history("r1")[0].origin == "admin"
     assert LogEntry.objects.filter(object_id="r2").count() == 1
+
+
+def test_a_bulk_action_stopped_part_way_reports_and_logs_what_it_did(admin_client, service):
+    for i in range(5):
+        service.step_to(f"b{i}", slug="hello->say_hello")
+    entered = []
+
+    def flaky_bot_action(sender, user_id, **kwargs):
+        entered.append(user_id)
+        if len(entered) == 3:
+            raise RuntimeError("the bot's action failed")
+
+    signals.post_transition.connect(flaky_bot_action)
+    try:
+        done = admin_client.post(
+            url("move_state"),
+            {"slug": "hello->say_hello", "target": "goodbye->say_bye", "run_action": "on"},
+            follow=True,
+        )
+    finally:
+        signals.post_transition.disconnect(flaky_bot_action)
+    body = done.content.decode()
+    # The third user was moved (the action runs after the write): moved, and logged.
+    assert "Moved 3 sessions from hello-&gt;say_hello to goodbye-&gt;say_bye, then stopped" in body
+    assert "RuntimeError: the bot&#x27;s action failed" in body
+    assert sorted(LogEntry.objects.values_list("object_id", flat=True)) == sorted(entered)
+    assert service.count_by_state() == {"hello->say_hello": 2, "goodbye->say_bye": 3}
 
 
 def test_move_everyone_rejects_an_unknown_target(admin_client, people):

@@ -111,3 +111,25 @@ def test_keys_persisted_by_hand_are_indexed_again_when_a_read_slides_them(settin
     time.sleep(1.1)
     redis_client.zadd(service.store.keys.index("expiry"), {"kept": 0})  # "look again" is due
     assert service.count_by_state() == {}
+
+
+def test_a_lowered_ttl_takes_effect_in_the_counts(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 3600}
+    get_session_service().step_to("u", slug="hello->say_hello")
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1}
+    service = get_session_service()
+    assert service.get("u") is not None  # slides to the new, shorter expiry
+    time.sleep(1.2)
+    assert service.peek("u") is None
+    assert service.count_by_state() == {}
+
+
+def test_a_user_back_after_expiry_leaves_no_trace_in_the_old_state(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1}
+    service = get_session_service()
+    service.step_to("back", slug="hello->say_hello")
+    time.sleep(1.1)  # expired, and no count or listing has purged the indexes yet
+    service.step_to("back", slug="goodbye->say_bye")
+    assert service.count_by_state() == {"goodbye->say_bye": 1}
+    time.sleep(1.1)
+    assert service.count_by_state() == {}

@@ -181,7 +181,10 @@ def test_browsing_never_slides_expiry(service, settings, redis_client):
     assert redis_client.pttl(key) <= 50_000
 
 
-@pytest.mark.parametrize("cursor", ["nonsense", "", "dTp4", "MTIzOg", "YWJjOng", "!!!"])
+@pytest.mark.parametrize(
+    "cursor",
+    ["nonsense", "", "dTp4", "MTIzOg", "YWJjOng", "!!!", "wrI6eA"],  # "²:x"
+)
 def test_a_foreign_or_forged_cursor_is_a_value_error(population, cursor):
     with pytest.raises(ValueError, match="cursor"):
         population.list_sessions(cursor=cursor)
@@ -212,3 +215,11 @@ def test_a_bad_limit_is_a_value_error(service, limit):
 def test_bad_filters_are_value_errors(service, kwargs):
     with pytest.raises(ValueError):
         service.list_sessions(**kwargs)
+
+
+def test_a_slug_set_by_hand_is_listed_before_a_get_picks_it_up(service, redis_client):
+    service.step_to("hand", slug="hello->say_hello")
+    redis_client.set(service.store.keys.current("hand"), "goodbye->say_bye")
+    (row,), _ = service.browse(user_id_prefix="ha")
+    assert row.session.slug == "goodbye->say_bye"
+    assert row.last_activity is None  # not in that slug's index yet

@@ -27,6 +27,7 @@ from django.utils.http import urlencode
 
 from ..context import origin
 from ..exceptions import (
+    BulkOperationFailed,
     InvalidCursor,
     InvalidSlug,
     InvalidUserId,
@@ -91,14 +92,14 @@ class SessionAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
 
         name = f"{self.opts.app_label}_{self.opts.model_name}_%s"
-        # Object ids are quote()d as everywhere in the admin ("/" -> "_2F"), so the fixed
-        # routes never collide with a user id's.
+        # Object ids are quote()d as everywhere in the admin ("/" -> "_2F"), and a user's
+        # routes have two segments (<id>/change/): the fixed ones, one segment, never collide.
         return [
             path("", wrap(self.changelist_view), name=name % "changelist"),
             path("dashboard/", wrap(self.dashboard_view), name=name % "dashboard"),
             path("reset-selected/", wrap(self.reset_selected_view), name=name % "reset_selected"),
-            path("state/reset/", wrap(self.reset_state_view), name=name % "reset_state"),
-            path("state/move/", wrap(self.move_state_view), name=name % "move_state"),
+            path("reset-state/", wrap(self.reset_state_view), name=name % "reset_state"),
+            path("move-state/", wrap(self.move_state_view), name=name % "move_state"),
             path("<path:object_id>/history/", wrap(self.history_view), name=name % "history"),
             path("<path:object_id>/reset/", wrap(self.reset_view), name=name % "reset"),
             path("<path:object_id>/change/", wrap(self.change_view), name=name % "change"),
@@ -166,7 +167,6 @@ class SessionAdmin(admin.ModelAdmin):
             "flow": flow,
             "slug": slug,
             "total": total,
-            "counts_total": sum(counts.values()),
             "flow_links": flow_links,
             "state_links": state_links,
             "reset_selected_url": self._url("reset_selected"),
@@ -174,7 +174,6 @@ class SessionAdmin(admin.ModelAdmin):
             "move_state_url": self._url("move_state", slug=slug) if slug else None,
             "next_url": "?" + urlencode({**query, "cursor": next_cursor}) if next_cursor else None,
             "first_url": "?" + urlencode(query) if cursor else None,
-            "query": query,
             "has_bulk_permission": self.has_bulk_permission(request),
             "has_change_permission": self.has_change_permission(request),
             **(extra_context or {}),
@@ -355,15 +354,19 @@ class SessionAdmin(admin.ModelAdmin):
             messages.warning(request, "Select the sessions to reset first.")
             return HttpResponseRedirect(self._url("changelist"))
         try:
+            if request.POST.get("post") == "yes":
+                self._bulk(
+                    request,
+                    lambda: self.service.reset_many(user_ids),
+                    "Reset {n} session{s}",
+                    DELETION,
+                    "reset",
+                )
+                return HttpResponseRedirect(self._url("changelist"))
             for user_id in user_ids:
                 validate_user_id(user_id)
         except InvalidUserId as exc:
             messages.error(request, str(exc))
-            return HttpResponseRedirect(self._url("changelist"))
-        if request.POST.get("post") == "yes":
-            with origin("admin"):
-                outcome = self.service.reset_many(user_ids)
-            self._report(request, outcome, "Reset {n} session{s}", DELETION, "reset")
             return HttpResponseRedirect(self._url("changelist"))
         context = {
             **self._context(request, "Reset the selected sessions?"),
@@ -378,9 +381,13 @@ class SessionAdmin(admin.ModelAdmin):
         """Everyone at one state: confirm (GET, with the count), then reset (POST)."""
         slug = self._bulk_slug(request)
         if request.method == "POST":
-            with origin("admin"):
-                outcome = self.service.reset_state(slug)
-            self._report(request, outcome, "Reset {n} session{s} at " + slug, DELETION, "reset")
+            self._bulk(
+                request,
+                lambda: self.service.reset_state(slug),
+                "Reset {n} session{s} at " + slug,
+                DELETION,
+                "reset",
+            )
             return HttpResponseRedirect(self._url("changelist"))
         context = {
             **self._context(request, f"Reset everyone at {slug}?"),
@@ -400,18 +407,16 @@ class SessionAdmin(admin.ModelAdmin):
             target, run_action = form.cleaned_data["target"], form.cleaned_data["run_action"]
             method = "step_to" if run_action else "update_session_to"
             try:
-                with origin("admin"):
-                    outcome = self.service.move_state(slug, target, run_action=run_action)
-            except StealthSessionsError as exc:
-                form.add_error("target", str(exc))
-            else:
-                self._report(
+                self._bulk(
                     request,
-                    outcome,
+                    lambda: self.service.move_state(slug, target, run_action=run_action),
                     "Moved {n} session{s} from " + f"{slug} to {target}",
                     CHANGE,
                     f"{method} to {target} (moved everyone at {slug})",
                 )
+            except StealthSessionsError as exc:  # refused before any user was moved
+                form.add_error("target", str(exc))
+            else:
                 return HttpResponseRedirect(self._url("changelist", slug=target))
         context = {
             **self._context(request, f"Move everyone at {slug}"),
@@ -431,9 +436,31 @@ class SessionAdmin(admin.ModelAdmin):
             raise Http404(str(exc)) from None
         return slug
 
-    def _report(
-        self, request: HttpRequest, outcome: BulkOutcome, done: str, flag: int, log: str
+    def _bulk(
+        self,
+        request: HttpRequest,
+        run: Callable[[], BulkOutcome],
+        done: str,
+        flag: int,
+        log: str,
     ) -> None:
+        """Run a bulk operation as the admin, log each user it changed and report. One that
+        stops part-way (a bot action raised, Redis went away) is reported as such, with the
+        users it did change logged; refusals before any change propagate."""
+        try:
+            with origin("admin"):
+                outcome = run()
+        except BulkOperationFailed as exc:
+            partial: BulkOutcome = exc.outcome  # type: ignore[assignment]
+            self._log(request, partial.user_ids, flag, log)
+            n, cause = partial.changed, exc.__cause__
+            messages.error(
+                request,
+                done.format(n=n, s="" if n == 1 else "s")
+                + f", then stopped at {exc.user_id}: {type(cause).__name__}: {cause}."
+                " The users after it were left as they were.",
+            )
+            return
         self._log(request, outcome.user_ids, flag, log)
         n = outcome.changed
         message = done.format(n=n, s="" if n == 1 else "s") + "."

@@ -10,7 +10,7 @@ if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 if not cur then return {-1} end
 redis.call('SET', k .. ':back_to', target)
 ver = redis.call('INCR', k .. ':version')
-reindex(ix, uid, marker_slug(marker) or false, cur, now)
+reindex(ix, uid, indexed_slug(ix, uid, marker), cur, now)
 settle(k, ix, uid, cur, ttl, now, marker, false)
 local row = {3, cur, v[2], target, ver, ttl or redis.call('PTTL', k)}
 if KEYS[2] then row[7] = redis.call('HGETALL', KEYS[2]) end

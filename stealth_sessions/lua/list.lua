@@ -8,7 +8,7 @@
 --   ARGV[10]: how many users to examine at most (a filter that matches few users of a
 --   prefix stops there, with a cursor, instead of reading them all).
 -- Returns {rows, resume}: up to limit + 1 rows {user_id, current, previous, back_to, version,
--- pttl, activity ms (or false), number of pending scheduled steps}; resume (prefix only):
+-- pttl, activity ms (nil when unknown), number of pending scheduled steps}; resume (prefix only):
 -- the last user id examined when the examination budget ran out first, else false.
 local ix, up, limit, mode = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
 purge_expired(ix, up, tonumber(ARGV[3]))

@@ -29,6 +29,14 @@ local function marker_slug(marker)
   return marker and string.sub(marker, 2)
 end
 
+-- The slug the indexes list the user under (false: none). Without a marker, the user's keys
+-- may have expired (or been deleted) before a purge dropped them from the indexes: then the
+-- expiry bookkeeping still knows the slug.
+local function indexed_slug(ix, uid, marker)
+  if marker then return marker_slug(marker) end
+  return redis.call('HGET', ix .. 'slug_of', uid)
+end
+
 -- Move the user from slug old to slug new in the indexes (false: no session). Each slug's
 -- index is a ZSET of its users scored by the time (ms) they entered it, their last activity;
 -- 'all' lists every user with score 0, for searches by user id prefix (ZRANGEBYLEX).
@@ -48,9 +56,9 @@ end
 
 -- Bring the user's keys in line with the configured expiry (ttl ms, or false: none) and the
 -- marker in line with slug. old: the marker before this script ran; written: whether the
--- script already wrote the new one. The expiry index is written only when the slug or the
--- mode changes: a slide makes the expiry later, so the score it has stays a lower bound, and
--- purge_expired re-scores a user found alive when it comes due.
+-- script already wrote the new one. The expiry index's score need only be a lower bound of
+-- the user's expiry (purge_expired re-scores a user found alive when it comes due), so a
+-- slide writes it only when it gets earlier, and slug_of only changes with the slug.
 local function settle(k, ix, uid, slug, ttl, now, old, written)
   local new = (ttl and '1' or '0') .. slug
   if not written and old ~= new then redis.call('SET', k .. ':indexed', new) end
@@ -59,6 +67,9 @@ local function settle(k, ix, uid, slug, ttl, now, old, written)
     if old ~= new then
       redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
       redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
+    else
+      -- LT: only an earlier expiry (SESSION_TTL lowered) rewrites the score.
+      redis.call('ZADD', ix .. 'expiry', 'LT', now + ttl, uid)
     end
   elseif old and string.sub(old, 1, 1) == '1' then
     for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
@@ -84,6 +95,7 @@ local function purge_expired(ix, up, now)
           redis.call('ZADD', ix .. 'expiry', now + 60000, uid)
         else
           redis.call('ZREM', ix .. 'expiry', uid)
+          redis.call('HDEL', ix .. 'slug_of', uid)
         end
       else
         redis.call('ZADD', ix .. 'expiry', now + pttl, uid)

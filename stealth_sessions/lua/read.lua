@@ -13,7 +13,7 @@ local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':versio
                      k .. ':indexed')
 local cur, ver, marker = v[1], tonumber(v[4] or '0'), v[5]
 if ARGV[3] == '1' then
-  local old = marker_slug(marker) or false
+  local old = cur and indexed_slug(ix, uid, marker) or marker_slug(marker) or false
   if old ~= cur then
     -- A slug written or deleted by hand (redis-cli) is a write: index it, count a version.
     reindex(ix, uid, old, cur, now)

@@ -12,6 +12,6 @@ if cur then ver = tonumber(v[4] or '0') end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 local pttl = cur and redis.call('PTTL', k) or -2
 redis.call('DEL', unpack(user_keys(k)))
-reindex(ix, uid, marker_slug(v[5]) or redis.call('HGET', ix .. 'slug_of', uid), false, now)
+reindex(ix, uid, indexed_slug(ix, uid, v[5]), false, now)
 local steps = remove_steps(k, ARGV[4], uid, now, 'cancelled', 'reset', ARGV[5], ARGV[6], {})
 return {cur and 3 or 1, cur, v[2], v[3], ver, pttl, steps}

@@ -29,7 +29,7 @@ if ARGV[5] then
 end
 if cur == target then
   if mode == 'u' then return out({1, cur, v[2], v[3], ver, redis.call('PTTL', k)}) end
-  reindex(ix, uid, marker_slug(marker) or false, cur, now)
+  reindex(ix, uid, indexed_slug(ix, uid, marker), cur, now)
   settle(k, ix, uid, cur, ttl, now, marker, false)
   return out({2, cur, v[2], v[3], ver, ttl or redis.call('PTTL', k)})
 end
@@ -48,6 +48,6 @@ if redis.call('LPUSH', k .. ':history', cjson.encode({now, method, cur or false,
     >= 2 * hlen then
   redis.call('LTRIM', k .. ':history', 0, hlen - 1)  -- trimmed in batches: fewer calls
 end
-reindex(ix, uid, marker_slug(marker) or false, target, now)
+reindex(ix, uid, indexed_slug(ix, uid, marker), target, now)
 settle(k, ix, uid, target, ttl, now, marker, true)
 return out({3, target, cur or false, back, ver, ttl or -1})

@@ -1,0 +1,124 @@
+"""Bulk operations: one ordinary, atomic service call per user; a user who moved meanwhile is
+skipped; an error stops the walk and says whom it changed."""
+
+import pytest
+
+from stealth_sessions import signals
+from stealth_sessions.context import origin
+from stealth_sessions.exceptions import (
+    BulkOperationFailed,
+    InvalidSlug,
+    InvalidStateTransition,
+    InvalidUserId,
+)
+
+
+@pytest.fixture
+def crowd(service):
+    for i in range(7):
+        service.step_to(f"c{i}", slug="hello->ask_name")
+    service.step_to("other", slug="goodbye->say_bye")
+    return service
+
+
+def test_reset_many_resets_those_with_a_session(crowd, record):
+    reset = record(signals.session_reset)
+    outcome = crowd.reset_many(["c0", "c1", "nobody"])
+    assert (outcome.user_ids, outcome.skipped) == (("c0", "c1"), 1)
+    assert [c["user_id"] for c in reset.calls] == ["c0", "c1"]
+
+
+def test_reset_many_checks_every_id_before_writing(crowd):
+    with pytest.raises(InvalidUserId):
+        crowd.reset_many(["c0", "bad id"])
+    assert crowd.peek("c0") is not None
+
+
+def test_reset_state_resets_everyone_there_and_only_them(crowd, monkeypatch):
+    monkeypatch.setattr("stealth_sessions.bulk.BATCH", 3)  # several pages
+    outcome = crowd.reset_state("hello->ask_name")
+    assert sorted(outcome.user_ids) == [f"c{i}" for i in range(7)]
+    assert crowd.count_by_state() == {"goodbye->say_bye": 1}
+
+
+def test_move_state_moves_everyone_with_history_and_signals(crowd, record):
+    post = record(signals.post_transition)
+    with origin("ops"):
+        outcome = crowd.move_state("hello->ask_name", "hello->get_name")
+    assert outcome.changed == 7 and outcome.skipped == 0
+    assert crowd.count_by_state() == {"hello->get_name": 7, "goodbye->say_bye": 1}
+    assert {c["method"] for c in post.calls} == {"update_session_to"}
+    assert {c["run_action"] for c in post.calls} == {False}
+    assert crowd.history("c3")[0].origin == "ops"
+
+
+def test_move_state_with_run_action_steps_to(crowd, record):
+    post = record(signals.post_transition)
+    crowd.move_state("hello->ask_name", "hello->get_name", run_action=True)
+    assert {(c["method"], c["run_action"]) for c in post.calls} == {("step_to", True)}
+
+
+def test_a_user_who_moves_meanwhile_is_skipped(crowd):
+    def move_c5_first(sender, user_id, **kwargs):
+        if user_id == "c6":  # newest first: c6 is written first; c5 then moves on its own
+            signals.pre_transition.disconnect(move_c5_first)
+            crowd.step_to("c5", slug="goodbye->say_bye")
+
+    signals.pre_transition.connect(move_c5_first)
+    try:
+        outcome = crowd.move_state("hello->ask_name", "hello->get_name")
+    finally:
+        signals.pre_transition.disconnect(move_c5_first)
+    assert "c5" not in outcome.user_ids and outcome.skipped == 1
+    assert crowd.peek("c5").slug == "goodbye->say_bye"
+
+
+@pytest.mark.parametrize(
+    "source, target, error",
+    [
+        ("hello->ask_name", "hello->nope", InvalidStateTransition),
+        ("hello->ask_name", "hello->ask_name", InvalidStateTransition),
+        ("not a slug", "hello->get_name", InvalidSlug),
+    ],
+)
+def test_move_state_refuses_before_writing(crowd, source, target, error):
+    with pytest.raises(error):
+        crowd.move_state(source, target)
+    assert crowd.count_by_state()["hello->ask_name"] == 7
+
+
+def test_an_error_stops_the_walk_and_says_whom_it_changed(crowd):
+    seen = []
+
+    def action_fails_on_third(sender, user_id, **kwargs):
+        seen.append(user_id)
+        if len(seen) == 3:
+            raise RuntimeError("boom")
+
+    signals.post_transition.connect(action_fails_on_third)
+    try:
+        with pytest.raises(BulkOperationFailed) as caught:
+            crowd.move_state("hello->ask_name", "hello->get_name", run_action=True)
+    finally:
+        signals.post_transition.disconnect(action_fails_on_third)
+    # The third user was written before the receiver raised: it counts as changed.
+    assert caught.value.outcome.user_ids == tuple(seen)
+    assert caught.value.user_id == seen[-1]
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert crowd.count_by_state()["hello->get_name"] == 3
+
+
+def test_a_refusing_pre_transition_receiver_leaves_its_user_unchanged(crowd):
+    def refuse_c4(sender, user_id, **kwargs):
+        if user_id == "c4":
+            raise PermissionError("not this one")
+
+    signals.pre_transition.connect(refuse_c4)
+    try:
+        with pytest.raises(BulkOperationFailed) as caught:
+            crowd.move_state("hello->ask_name", "hello->get_name")
+    finally:
+        signals.pre_transition.disconnect(refuse_c4)
+    assert caught.value.user_id == "c4"
+    assert caught.value.outcome.user_ids == ("c6", "c5")  # newest first, c4 not written
+    assert crowd.peek("c4").slug == "hello->ask_name"
