@@ -28,6 +28,8 @@ if ARGV[3] == '1' then
   end
 end
 if not cur then return none() end
-local row = {3, cur, v[2], v[3], ver, redis.call('PTTL', k)}
+-- A get has just given the keys the full expiry: no need to ask for it.
+local pttl = (ARGV[3] == '1' and ttl) or redis.call('PTTL', k)
+local row = {3, cur, v[2], v[3], ver, pttl}
 if KEYS[2] then row[7] = redis.call('HGETALL', KEYS[2]) end
 return row
