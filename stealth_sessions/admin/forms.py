@@ -25,37 +25,38 @@ def target_field(flow_map: FlowMap | None, **kwargs: Any) -> forms.Field:
     return forms.ChoiceField(choices=choices, **kwargs)
 
 
-class MoveForm(forms.Form):
-    """Move one user (the detail page)."""
+class TargetForm(forms.Form):
+    """A form whose ``target`` field offers the flow map's slugs (labelled ``target_label``)."""
 
+    target_label = "Target"
     target = forms.Field()
+
+    def __init__(self, *args: Any, flow_map: FlowMap | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"] = target_field(flow_map, label=self.target_label)
+
+
+class MoveForm(TargetForm):
+    """Move one user (the detail page), if still at ``version``."""
+
+    target_label = "Move to"
     method = forms.ChoiceField(choices=METHODS, initial="update_session_to")
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
-    def __init__(self, *args: Any, flow_map: FlowMap | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["target"] = target_field(flow_map, label="Move to")
 
+class BackToForm(TargetForm):
+    """Set one user's back-to session, if still at ``version``."""
 
-class BackToForm(forms.Form):
-    target = forms.Field()
+    target_label = "Back-to session"
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
-    def __init__(self, *args: Any, flow_map: FlowMap | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["target"] = target_field(flow_map, label="Back-to session")
 
-
-class MoveStateForm(forms.Form):
+class MoveStateForm(TargetForm):
     """Move everyone at a state (the bulk action)."""
 
-    target = forms.Field()
+    target_label = "Move them to"
     run_action = forms.BooleanField(
         required=False,
         label="Run the target state's action for each user (step_to)",
         help_text="Leave unticked to move them only (update_session_to), as after a rename.",
     )
-
-    def __init__(self, *args: Any, flow_map: FlowMap | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["target"] = target_field(flow_map, label="Move them to")
