@@ -132,9 +132,20 @@ def _check_cache() -> list[CheckMessage]:
         )
     from django.core.cache import caches as cache_handler
 
-    cache = cache_handler[alias]
     probe = conf.KEY_NAMESPACE
-    if str(cache.make_key(probe + ":{x}")) != str(cache.make_key(probe)) + ":{x}":
+    try:
+        cache = cache_handler[alias]
+        keeps_suffix = str(cache.make_key(probe + ":{x}")) == str(cache.make_key(probe)) + ":{x}"
+    except Exception as exc:  # e.g. a KEY_FUNCTION that cannot be imported
+        found.append(
+            Error(
+                f"The cache {alias!r} cannot be set up: {type(exc).__name__}: {exc}",
+                hint="Fix the cache's settings (KEY_FUNCTION, OPTIONS) in CACHES.",
+                id="stealth_sessions.E004",
+            )
+        )
+        return found
+    if not keeps_suffix:
         found.append(
             Error(
                 f"The KEY_FUNCTION of cache {alias!r} does not keep make_key(prefix + suffix) "
@@ -157,7 +168,7 @@ def _check_flow_map() -> list[CheckMessage]:
             Error(
                 str(exc),
                 hint="Point STEALTH_SESSIONS['FLOW_MAP'] at a module-level FlowMap, "
-                "e.g. 'botproject.flows.flow_map'.",
+                "e.g. 'mybot.flows.flow_map'.",
                 id="stealth_sessions.E003",
             )
         ]

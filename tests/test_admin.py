@@ -434,3 +434,21 @@ def test_redis_down_shows_an_error_page_and_the_rest_of_the_admin_works(admin_cl
 
 def _rows(response) -> list[dict]:
     return [{"user_id": row.session.user_id} for row in response.context["rows"]]
+
+
+def test_a_users_bare_url_leads_to_their_page(admin_client, people):
+    response = admin_client.get(f"{LIST}{quote('a/b')}/")
+    assert response.status_code == 302 and response["Location"] == change_url("a/b")
+
+
+def test_a_malformed_state_filter_offers_no_bulk_action(admin_client, people):
+    page = admin_client.get(LIST, {"slug": "garbage"}).content.decode()
+    assert "Nothing to list" in page
+    assert "everyone at" not in page
+
+
+def test_expiry_reads_as_a_duration(admin_client, settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 7 * 24 * 3600}
+    get_session_service().step_to("u", slug="hello->say_hello")
+    assert 'title="604800 s">1\xa0week</td>' in admin_client.get(LIST).content.decode()
+    assert "1\xa0week (604800 s)" in admin_client.get(change_url("u")).content.decode()

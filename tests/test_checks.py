@@ -75,6 +75,12 @@ def test_e004_key_function_that_does_not_prepend(settings, good_cache):
     assert ids() == ["stealth_sessions.E004"]
 
 
+def test_e004_key_function_that_cannot_be_imported(settings, good_cache):
+    settings.CACHES = {"default": {**good_cache(), "KEY_FUNCTION": "tests.nope.key"}}
+    [message] = [m for m in check_settings() if m.id == "stealth_sessions.E004"]
+    assert "cannot be set up" in message.msg and "tests.nope" in message.msg
+
+
 def reversing(key, key_prefix, version):
     return f"{key[::-1]}:{version}"
 

@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
+from django.views.generic import RedirectView
 
 from ..context import origin
 from ..exceptions import (
@@ -103,6 +104,13 @@ class SessionAdmin(admin.ModelAdmin):
             path("<path:object_id>/history/", wrap(self.history_view), name=name % "history"),
             path("<path:object_id>/reset/", wrap(self.reset_view), name=name % "reset"),
             path("<path:object_id>/change/", wrap(self.change_view), name=name % "change"),
+            # As the admin does for every model: an object's bare URL leads to its page.
+            path(
+                "<path:object_id>/",
+                wrap(
+                    RedirectView.as_view(pattern_name=f"{self.admin_site.name}:{name % 'change'}")
+                ),
+            ),
         ]
 
     def _url(self, what: str, *args: str, **query: str) -> str:
@@ -135,6 +143,8 @@ class SessionAdmin(admin.ModelAdmin):
             )
         except (InvalidSlug, InvalidUserId, InvalidCursor) as exc:
             messages.error(request, f"Nothing to list: {exc}")
+            if isinstance(exc, InvalidSlug):
+                slug = None  # no bulk action on a slug that cannot be one
         flows = _flow_counts(counts)
         if slug:
             total = counts.get(slug, 0)

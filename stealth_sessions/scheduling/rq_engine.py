@@ -86,7 +86,8 @@ class RQStepScheduler(StepScheduler):
                     "Scheduled steps run on RQ, but 'django_rq' is not in INSTALLED_APPS.",
                     hint="pip install 'stealth-sessions[rq]', add 'django_rq' to INSTALLED_APPS "
                     "and run `manage.py rqworker <queue> --with-scheduler`; or set "
-                    "STEALTH_SESSIONS['SCHEDULER'] to another engine.",
+                    "STEALTH_SESSIONS['SCHEDULER'] to another engine, or to None to do "
+                    "without scheduled steps.",
                     id="stealth_sessions.E011",
                 )
             ]
