@@ -14,14 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .exceptions import InvalidCursor
 from .slugs import parse, slugify
 from .store import WRITTEN, RedisStore, Row, decode
 from .users import validate_user_id
-from .values import ListedSession, Session
+from .values import ListedSession, Session, from_ms
 
 # How many users one page of a prefix search examines at most: a filter that matches few of
 # the users with that prefix returns a short page and a cursor, instead of reading them all.
@@ -105,7 +104,7 @@ class Browsing:
         ms = 0 if row[6] is None else int(row[6])
         return ListedSession(
             self._session(user_id, [WRITTEN, *row[1:6]]),  # type: ignore[arg-type]
-            datetime.fromtimestamp(ms / 1000, tz=UTC) if ms > 0 else None,
+            from_ms(ms) if ms > 0 else None,
             int(row[7]),
         )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -38,7 +37,7 @@ from .store import (
     from_cache,
 )
 from .users import validate_user_id
-from .values import ScheduledStep, Session, Transition
+from .values import ScheduledStep, Session, Transition, from_ms
 
 if TYPE_CHECKING:
     from .scheduling.base import StepScheduler
@@ -124,7 +123,7 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
             return []
         return [
             Transition(
-                at=datetime.fromtimestamp(entry[0] / 1000, tz=UTC),
+                at=from_ms(entry[0]),
                 source=entry[2] or None,
                 target=entry[3],
                 method=entry[1],

@@ -14,7 +14,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -32,7 +32,7 @@ from .exceptions import (
 )
 from .store import STEP_DROPPED, RedisStore
 from .users import validate_user_id
-from .values import ScheduledStep, Session, StepOutcome
+from .values import ScheduledStep, Session, StepOutcome, from_ms, to_ms
 
 if TYPE_CHECKING:
     from .scheduling.base import StepScheduler
@@ -54,14 +54,6 @@ class _StepNotApplied(Exception):
         self.status = status
         self.current = current
         super().__init__(status, current)
-
-
-def _ms(when: datetime) -> int:
-    return round(when.timestamp() * 1000)
-
-
-def _datetime(ms: float) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def load_scheduler(path: str | None) -> StepScheduler | None:
@@ -173,7 +165,7 @@ class ScheduledSteps:
         if limit < 1:
             return []
         return [
-            StepOutcome(at=_datetime(at), step_id=sid, target=target, outcome=what, reason=why)
+            StepOutcome(at=from_ms(at), step_id=sid, target=target, outcome=what, reason=why)
             for at, sid, target, what, why in self.store.step_outcomes(
                 validate_user_id(user_id), limit
             )
@@ -243,7 +235,7 @@ class ScheduledSteps:
         its job was lost (engine data flushed, a failed enqueue, a killed worker). A step whose
         job was merely slow still applies once. Returns how many were handed over; each is
         looked at again only after another ``grace``."""
-        now = _ms(timezone.now())
+        now = to_ms(timezone.now())
         handed = 0
         while True:
             claimed = self.store.claim_overdue_steps(now - int(grace * 1000), now, batch)
@@ -274,8 +266,8 @@ class ScheduledSteps:
         slug, flow, state, session = target_args
         resolve = self._target_resolver(slug, flow, state, session)
         target = resolve(self.peek(user_id) if state is not None and flow is None else None)
-        now = _ms(timezone.now())
-        due_ms = _ms(due)
+        now = to_ms(timezone.now())
+        due_ms = to_ms(due)
         step_id = uuid4().hex
         source = self.store.add_step(
             user_id,
@@ -293,8 +285,8 @@ class ScheduledSteps:
             id=step_id,
             user_id=user_id,
             target=target,
-            due=_datetime(due_ms),
-            created=_datetime(now),
+            due=from_ms(due_ms),
+            created=from_ms(now),
             if_unchanged=bool(if_unchanged),
             method=method,
             source=source,
@@ -319,7 +311,7 @@ class ScheduledSteps:
         return self.store.remove_steps(
             user_id,
             step_ids,
-            now_ms=_ms(timezone.now()),
+            now_ms=to_ms(timezone.now()),
             outcome=outcome,
             reason=reason,
             keep=self.step_outcomes_length,
@@ -353,7 +345,7 @@ class ScheduledSteps:
     def _record_outcome(self, step: ScheduledStep, outcome: str, reason: str) -> None:
         self.store.record_step_outcome(
             step.user_id,
-            (_ms(timezone.now()), step.id, step.target, outcome, reason),
+            (to_ms(timezone.now()), step.id, step.target, outcome, reason),
             keep=self.step_outcomes_length,
             ttl_ms=self.step_outcomes_ttl * 1000,
         )
@@ -369,8 +361,8 @@ class ScheduledSteps:
             id=step_id,
             user_id=user_id,
             target=record["target"],
-            due=_datetime(record["due"]),
-            created=_datetime(record["created"]),
+            due=from_ms(record["due"]),
+            created=from_ms(record["created"]),
             if_unchanged=bool(record["if_unchanged"]),
             method=record.get("method") or "step_to_in",
             source=record.get("source") or None,

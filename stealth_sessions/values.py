@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+
+def to_ms(when: datetime) -> int:
+    """Milliseconds since the epoch, as the store keeps times."""
+    return round(when.timestamp() * 1000)
+
+
+def from_ms(ms: float) -> datetime:
+    """An aware UTC datetime from milliseconds since the epoch."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(frozen=True, slots=True)

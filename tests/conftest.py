@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.core.cache import caches
@@ -47,20 +47,45 @@ class Recorder:
 
 
 @pytest.fixture
-def record() -> Iterator:
+def receiver() -> Iterator:
+    """``receiver(signal, func)`` connects ``func`` until the test ends."""
     connected = []
 
-    def connect(signal) -> Recorder:
-        recorder = Recorder()
-        signal.connect(recorder, weak=False)
-        connected.append((signal, recorder))
-        return recorder
+    def connect(signal, func):
+        signal.connect(func, weak=False)
+        connected.append((signal, func))
+        return func
 
     try:
         yield connect
     finally:
-        for signal, recorder in connected:
-            signal.disconnect(recorder)
+        for signal, func in connected:
+            signal.disconnect(func)
+
+
+@pytest.fixture
+def record(receiver) -> Callable:
+    """``record(signal)``: a Recorder of what the signal sends, until the test ends."""
+    return lambda signal: receiver(signal, Recorder())
+
+
+@pytest.fixture
+def action() -> Iterator:
+    """``action(slug, func)``: ``@on_enter(slug)`` for this test only."""
+    from stealth_sessions import signals
+
+    registered = []
+
+    def register(slug, func):
+        signals.on_enter(slug)(func)
+        registered.append(slug)
+        return func
+
+    try:
+        yield register
+    finally:
+        for slug in registered:
+            signals._actions.pop(slug, None)
 
 
 @pytest.fixture

@@ -301,7 +301,9 @@ def test_move_everyone_in_a_renamed_state(admin_client, people, redis_client, re
     assert LogEntry.objects.filter(object_id="r2").count() == 1
 
 
-def test_a_bulk_action_stopped_part_way_reports_and_logs_what_it_did(admin_client, service):
+def test_a_bulk_action_stopped_part_way_reports_and_logs_what_it_did(
+    admin_client, service, receiver
+):
     for i in range(5):
         service.step_to(f"b{i}", slug="hello->say_hello")
     entered = []
@@ -311,15 +313,12 @@ def test_a_bulk_action_stopped_part_way_reports_and_logs_what_it_did(admin_clien
         if len(entered) == 3:
             raise RuntimeError("the bot's action failed")
 
-    signals.post_transition.connect(flaky_bot_action)
-    try:
-        done = admin_client.post(
-            url("move_state"),
-            {"slug": "hello->say_hello", "target": "goodbye->say_bye", "run_action": "on"},
-            follow=True,
-        )
-    finally:
-        signals.post_transition.disconnect(flaky_bot_action)
+    receiver(signals.post_transition, flaky_bot_action)
+    done = admin_client.post(
+        url("move_state"),
+        {"slug": "hello->say_hello", "target": "goodbye->say_bye", "run_action": "on"},
+        follow=True,
+    )
     body = done.content.decode()
     # The third user was moved (the action runs after the write): moved, and logged.
     assert "Moved 3 sessions from hello-&gt;say_hello to goodbye-&gt;say_bye, then stopped" in body

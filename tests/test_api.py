@@ -540,16 +540,13 @@ def test_every_session_response_lists_the_pending_steps(api, service):
         assert r.json()["scheduled"] == expected
 
 
-def test_a_step_scheduled_by_the_action_shows_in_the_step_to_response(api, service):
+def test_a_step_scheduled_by_the_action_shows_in_the_step_to_response(api, service, receiver):
     def nudge(sender, *, user_id, target, **kwargs):
         if target == "hello->ask_name":
             service.step_to_in(user_id, 3600, slug="follow_up->nudge")
 
-    signals.post_transition.connect(nudge, weak=False)
-    try:
-        r = api.post(url("u1", "step_to"), {"slug": "hello->ask_name"}, format="json")
-    finally:
-        signals.post_transition.disconnect(nudge)
+    receiver(signals.post_transition, nudge)
+    r = api.post(url("u1", "step_to"), {"slug": "hello->ask_name"}, format="json")
     assert r.status_code == 200, r.content
     assert [step["target"] for step in r.json()["scheduled"]] == ["follow_up->nudge"]
 

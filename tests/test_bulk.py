@@ -58,17 +58,14 @@ def test_move_state_with_run_action_steps_to(crowd, record):
     assert {(c["method"], c["run_action"]) for c in post.calls} == {("step_to", True)}
 
 
-def test_a_user_who_moves_meanwhile_is_skipped(crowd):
+def test_a_user_who_moves_meanwhile_is_skipped(crowd, receiver):
     def move_c5_first(sender, user_id, **kwargs):
         if user_id == "c6":  # newest first: c6 is written first; c5 then moves on its own
             signals.pre_transition.disconnect(move_c5_first)
             crowd.step_to("c5", slug="goodbye->say_bye")
 
-    signals.pre_transition.connect(move_c5_first)
-    try:
-        outcome = crowd.move_state("hello->ask_name", "hello->get_name")
-    finally:
-        signals.pre_transition.disconnect(move_c5_first)
+    receiver(signals.pre_transition, move_c5_first)
+    outcome = crowd.move_state("hello->ask_name", "hello->get_name")
     assert "c5" not in outcome.user_ids and outcome.skipped == 1
     assert crowd.peek("c5").slug == "goodbye->say_bye"
 
@@ -87,7 +84,7 @@ def test_move_state_refuses_before_writing(crowd, source, target, error):
     assert crowd.count_by_state()["hello->ask_name"] == 7
 
 
-def test_an_error_stops_the_walk_and_says_whom_it_changed(crowd):
+def test_an_error_stops_the_walk_and_says_whom_it_changed(crowd, receiver):
     seen = []
 
     def action_fails_on_third(sender, user_id, **kwargs):
@@ -95,12 +92,9 @@ def test_an_error_stops_the_walk_and_says_whom_it_changed(crowd):
         if len(seen) == 3:
             raise RuntimeError("boom")
 
-    signals.post_transition.connect(action_fails_on_third)
-    try:
-        with pytest.raises(BulkOperationFailed) as caught:
-            crowd.move_state("hello->ask_name", "hello->get_name", run_action=True)
-    finally:
-        signals.post_transition.disconnect(action_fails_on_third)
+    receiver(signals.post_transition, action_fails_on_third)
+    with pytest.raises(BulkOperationFailed) as caught:
+        crowd.move_state("hello->ask_name", "hello->get_name", run_action=True)
     # The third user was written before the receiver raised: it counts as changed.
     assert caught.value.outcome.user_ids == tuple(seen)
     assert caught.value.user_id == seen[-1]
@@ -108,17 +102,14 @@ def test_an_error_stops_the_walk_and_says_whom_it_changed(crowd):
     assert crowd.count_by_state()["hello->get_name"] == 3
 
 
-def test_a_refusing_pre_transition_receiver_leaves_its_user_unchanged(crowd):
+def test_a_refusing_pre_transition_receiver_leaves_its_user_unchanged(crowd, receiver):
     def refuse_c4(sender, user_id, **kwargs):
         if user_id == "c4":
             raise PermissionError("not this one")
 
-    signals.pre_transition.connect(refuse_c4)
-    try:
-        with pytest.raises(BulkOperationFailed) as caught:
-            crowd.move_state("hello->ask_name", "hello->get_name")
-    finally:
-        signals.pre_transition.disconnect(refuse_c4)
+    receiver(signals.pre_transition, refuse_c4)
+    with pytest.raises(BulkOperationFailed) as caught:
+        crowd.move_state("hello->ask_name", "hello->get_name")
     assert caught.value.user_id == "c4"
     assert caught.value.outcome.user_ids == ("c6", "c5")  # newest first, c4 not written
     assert crowd.peek("c4").slug == "hello->ask_name"

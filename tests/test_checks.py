@@ -3,7 +3,6 @@
 import pytest
 from django.core.checks import run_checks
 
-from stealth_sessions import signals
 from stealth_sessions.checks import check_settings
 
 REDIS = "django_redis.cache.RedisCache"
@@ -118,12 +117,9 @@ def test_e006_flow_map_references_an_undeclared_state(settings):
     assert "x->a fails_to 'x->nowhere'" in message.msg
 
 
-def test_w003_on_enter_for_an_undeclared_state(settings):
-    signals.on_enter("hello->nope")(lambda **kw: None)
-    try:
-        assert ids() == ["stealth_sessions.W003"]
-    finally:
-        signals._actions.pop("hello->nope")
+def test_w003_on_enter_for_an_undeclared_state(settings, action):
+    action("hello->nope", lambda **kw: None)
+    assert ids() == ["stealth_sessions.W003"]
 
 
 from stealth_sessions.flows import FlowMap, State  # noqa: E402

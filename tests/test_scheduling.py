@@ -171,14 +171,11 @@ def test_nothing_runs_early_and_the_step_runs_once_when_due(service, record, at_
     assert len(post.calls) == 1
 
 
-def test_on_enter_actions_run_in_the_worker(service, at_t0):
+def test_on_enter_actions_run_in_the_worker(service, at_t0, action):
     ran = []
-    signals.on_enter("follow_up->wait")(lambda user_id, **kw: ran.append(user_id))
-    try:
-        service.step_to_in("u1", 10, slug="follow_up->wait")
-        drain(T0 + timedelta(seconds=11))
-    finally:
-        signals._actions.pop("follow_up->wait")
+    action("follow_up->wait", lambda user_id, **kw: ran.append(user_id))
+    service.step_to_in("u1", 10, slug="follow_up->wait")
+    drain(T0 + timedelta(seconds=11))
     assert ran == ["u1"]
 
 
@@ -208,19 +205,18 @@ def test_a_delivery_after_a_cancel_does_nothing(service, at_t0):
     assert outcomes(service, "u1") == [("cancelled", "follow_up->nudge")]
 
 
-def test_a_cancel_racing_the_firing_is_decided_by_the_atomic_write(service, record, at_t0):
+def test_a_cancel_racing_the_firing_is_decided_by_the_atomic_write(
+    service, record, at_t0, receiver
+):
     step = service.step_to_in("u1", 10, slug="follow_up->nudge")
 
     def cancel_meanwhile(sender, **kwargs):  # runs between the worker's read and its write
         assert service.cancel_scheduled("u1", step.id) == 1
 
     record(signals.pre_transition)  # forces the read-then-write path
-    signals.pre_transition.connect(cancel_meanwhile)
-    try:
-        with time_machine.travel(T0 + timedelta(seconds=11), tick=False):
-            assert jobs.run_step("u1", step.id) == "gone"
-    finally:
-        signals.pre_transition.disconnect(cancel_meanwhile)
+    receiver(signals.pre_transition, cancel_meanwhile)
+    with time_machine.travel(T0 + timedelta(seconds=11), tick=False):
+        assert jobs.run_step("u1", step.id) == "gone"
     assert service.peek("u1") is None
 
 
@@ -292,17 +288,14 @@ def test_a_step_whose_target_was_removed_fails_once_with_the_reason(service, at_
         assert get_session_service().sweep_scheduled(0) == 0  # not retried
 
 
-def test_a_refusing_pre_transition_receiver_fails_the_step(service, at_t0):
+def test_a_refusing_pre_transition_receiver_fails_the_step(service, at_t0, receiver):
     def refuse(sender, **kwargs):
         raise RuntimeError("not now")
 
     step = service.step_to_in("u1", 10, slug="follow_up->nudge")
-    signals.pre_transition.connect(refuse)
-    try:
-        with time_machine.travel(T0 + timedelta(seconds=11)), pytest.raises(RuntimeError):
-            jobs.run_step("u1", step.id)
-    finally:
-        signals.pre_transition.disconnect(refuse)
+    receiver(signals.pre_transition, refuse)
+    with time_machine.travel(T0 + timedelta(seconds=11)), pytest.raises(RuntimeError):
+        jobs.run_step("u1", step.id)
     [outcome] = service.scheduled_step_outcomes("u1")
     assert outcome.outcome == "failed" and "not now" in outcome.reason
     assert service.scheduled_steps("u1") == []
@@ -348,11 +341,19 @@ def test_a_failed_enqueue_keeps_the_step_for_the_sweep(service, monkeypatch, at_
     assert service.peek("u1").slug == "follow_up->nudge"
 
 
-def test_the_sweep_command_runs_once(service, at_t0):
+def test_the_sweep_command_hands_over_overdue_steps_once(service, at_t0):
+    from io import StringIO
+
     from django.core.management import call_command
 
-    service.step_to_at("u1", T0 - timedelta(hours=1), slug="follow_up->nudge")
-    call_command("stealth_sessions_sweep", "--grace", "1", verbosity=0)
+    step = service.step_to_in("u1", 10, slug="follow_up->nudge")
+    out = StringIO()
+    with time_machine.travel(step.due + timedelta(seconds=301), tick=False):
+        call_command("stealth_sessions_sweep", stdout=out)
+        assert out.getvalue() == "Handed 1 overdue scheduled step(s) to the engine.\n"
+        call_command("stealth_sessions_sweep", stdout=out)  # claimed: not handed over again
+    assert out.getvalue().count("Handed") == 1
+    assert [s.id for s in service.scheduled_steps("u1")] == [step.id]
 
 
 def test_two_worker_processes_drain_1000_due_steps_once_each(service):

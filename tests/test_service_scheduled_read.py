@@ -133,17 +133,14 @@ def test_scheduled_out_is_filled_even_when_a_pre_transition_receiver_forces_a_re
     assert len(out) == 2
 
 
-def test_scheduled_out_includes_steps_an_action_scheduled_after_the_write(service):
+def test_scheduled_out_includes_steps_an_action_scheduled_after_the_write(service, receiver):
     def nudge(sender, *, user_id, target, **kwargs):
         if target == "hello->ask_name":
             service.step_to_in(user_id, 3600, slug="follow_up->nudge")
 
-    signals.post_transition.connect(nudge, weak=False)
-    try:
-        out: list = []
-        service.step_to("u1", slug="hello->ask_name", scheduled_out=out)
-    finally:
-        signals.post_transition.disconnect(nudge)
+    receiver(signals.post_transition, nudge)
+    out: list = []
+    service.step_to("u1", slug="hello->ask_name", scheduled_out=out)
     assert [s.target for s in out] == ["follow_up->nudge"]
     assert out == service.scheduled_steps("u1")
 

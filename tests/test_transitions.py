@@ -193,47 +193,34 @@ def test_history_keeps_history_length_entries(settings):
 # -- signals: aborting and propagating ---------------------------------------------------
 
 
-def test_a_pre_transition_receiver_raising_aborts_the_transition(service):
+def test_a_pre_transition_receiver_raising_aborts_the_transition(service, receiver):
     service.step_to("u", slug="hello->say_hello")
 
     def veto(sender, **kwargs):
         raise PermissionError("not now")
 
-    signals.pre_transition.connect(veto)
-    try:
-        with pytest.raises(PermissionError):
-            service.step_to("u", slug="hello->ask_name")
-    finally:
-        signals.pre_transition.disconnect(veto)
+    receiver(signals.pre_transition, veto)
+    with pytest.raises(PermissionError):
+        service.step_to("u", slug="hello->ask_name")
     assert service.get("u").slug == "hello->say_hello"
 
 
-def test_a_post_transition_receiver_raising_propagates_after_the_write(service):
+def test_a_post_transition_receiver_raising_propagates_after_the_write(service, receiver):
     def boom(sender, **kwargs):
         raise RuntimeError("bot crashed")
 
-    signals.post_transition.connect(boom)
-    try:
-        with pytest.raises(RuntimeError):
-            service.step_to("u", slug="hello->ask_name")
-    finally:
-        signals.post_transition.disconnect(boom)
+    receiver(signals.post_transition, boom)
+    with pytest.raises(RuntimeError):
+        service.step_to("u", slug="hello->ask_name")
     assert service.get("u").slug == "hello->ask_name"
 
 
-def test_on_enter_runs_when_a_user_enters_the_state_with_run_action(service):
+def test_on_enter_runs_when_a_user_enters_the_state_with_run_action(service, action):
     seen = []
-
-    @signals.on_enter("follow_up->nudge")
-    def nudge(**kwargs):
-        seen.append(kwargs)
-
-    try:
-        session = service.step_to("u", slug="follow_up->nudge")
-        service.update_session_to("v", slug="follow_up->nudge")  # no action
-        service.step_to("u", slug="follow_up->nudge")  # the action runs again
-    finally:
-        signals._actions.pop("follow_up->nudge")
+    action("follow_up->nudge", lambda **kwargs: seen.append(kwargs))
+    session = service.step_to("u", slug="follow_up->nudge")
+    service.update_session_to("v", slug="follow_up->nudge")  # no action
+    service.step_to("u", slug="follow_up->nudge")  # the action runs again
     assert len(seen) == 2
     assert seen[0] == {
         "user_id": "u",
