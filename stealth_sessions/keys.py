@@ -6,10 +6,10 @@ KEY_PREFIX and VERSION apply). A user's keys wrap the user id, as given, in a ha
     <base>:{<user_id>}            current slug, e.g. "hello->say_hola"
     <base>:{<user_id>}:previous   previous slug
     <base>:{<user_id>}:back_to    back-to slug
-    <base>:{<user_id>}:version    write counter
     <base>:{<user_id>}:history    latest transitions (a list of JSON arrays)
-    <base>:{<user_id>}:indexed    internal: "<0|1><slug>", the slug the indexes list the user
-                                  under, after 1 if the keys carry an expiry (0 if not)
+    <base>:{<user_id>}:meta       internal: "<0|1><version>|<slug>": 1 if the keys carry an
+                                  expiry (0 if not), the write counter, and the slug the
+                                  indexes list the user under
     <base>:{<user_id>}:lock       per-user lock
     <base>:{<user_id>}:steps      pending scheduled steps: step id -> JSON record (no TTL)
     <base>:{<user_id>}:step_outcomes  latest outcomes of scheduled steps (a list of JSON arrays)
@@ -24,7 +24,7 @@ should next look at the step.
 
 from __future__ import annotations
 
-USER_SUFFIXES = ("", ":previous", ":back_to", ":version", ":history", ":indexed")
+USER_SUFFIXES = ("", ":previous", ":back_to", ":history", ":meta")
 
 
 class KeySpace:
@@ -43,11 +43,11 @@ class KeySpace:
     def current(self, user_id: str) -> str:
         return f"{self.user_prefix}{user_id}}}"
 
-    def session_keys(self, user_id: str) -> tuple[str, str, str, str, str]:
+    def session_keys(self, user_id: str) -> tuple[str, str, str, str]:
         """What a read needs, in the order the store reads it: current, previous, back_to,
-        version, indexed."""
+        meta (lua/prelude.lua ``read_user`` mirrors it)."""
         k = f"{self.user_prefix}{user_id}}}"
-        return (k, k + ":previous", k + ":back_to", k + ":version", k + ":indexed")
+        return (k, k + ":previous", k + ":back_to", k + ":meta")
 
     def history(self, user_id: str) -> str:
         return f"{self.user_prefix}{user_id}}}:history"

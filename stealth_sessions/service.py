@@ -148,8 +148,10 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         """Move the user and run the target state's action (``run_action=True``).
         ``scheduled_out``: a list, filled with the user's pending steps read
         in the same round trip (as ``scheduled_steps()``)."""
-        if slug is not None and flow is state is session is scheduled_out is None:
-            return self._to_slug(user_id, slug, "step_to", True, False, expected_version)
+        if slug is not None and flow is state is session is None:
+            return self._to_slug(
+                user_id, slug, "step_to", True, False, expected_version, scheduled_out
+            )
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -174,8 +176,10 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
     ) -> Session:
         """Move the user without running the target state's action (``run_action=False``).
         ``scheduled_out``: as ``step_to``."""
-        if slug is not None and flow is state is session is scheduled_out is None:
-            return self._to_slug(user_id, slug, "update_session_to", False, True, expected_version)
+        if slug is not None and flow is state is session is None:
+            return self._to_slug(
+                user_id, slug, "update_session_to", False, True, expected_version, scheduled_out
+            )
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -434,6 +438,7 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         run_action: bool,
         update: bool,
         expected_version: int | None,
+        scheduled_out: list[ScheduledStep] | None,
     ) -> Session:
         """The hot path of step_to/update_session_to: a slug target and no pre_transition
         receiver make one store call, with as little Python around it as can be."""
@@ -448,9 +453,12 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
                 update=update,
                 expected_version=expected_version,
                 needs_current=False,
+                scheduled_out=scheduled_out,
             )
-        row = self._write(user_id, target, update, expected_version, method)
-        return self._after(user_id, row, target, method, run_action, expected_version)
+        row = self._write(user_id, target, update, expected_version, method, None, scheduled_out)
+        return self._after(
+            user_id, row, target, method, run_action, expected_version, scheduled_out
+        )
 
     def _write(
         self,

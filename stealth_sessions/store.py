@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -154,12 +154,15 @@ class RedisStore:
     ) -> Row:
         """``with_steps``: a row that is not a conflict gets the user's pending steps (as
         steps() returns them) appended, read in the same script."""
-        how = f"{'u' if update else 's'}{'' if expected_version is None else expected_version}"
+        now = now_ms()
         args: tuple[Any, ...] = (
             self._settings(ttl_ms, history_length),
-            now_ms(),
+            now,
             target,
-            f"{how}|{method}|{origin}",
+            ("u" if update else "s") + ("" if expected_version is None else str(expected_version)),
+            # The history entry [at, method, source, target, origin], but for its source.
+            f"[{now},{_json_string(method)},",
+            _entry_tail(target, origin),
         )
         if step is not None:  # a scheduled step firing: (step id, if_unchanged, source)
             args += (step[0], "1" if step[1] else "0", step[2] or "")
@@ -210,7 +213,8 @@ class RedisStore:
         """``[at ms, method, source or False, target, origin]`` entries, newest first."""
         with translate_errors("reading a session's history"):
             raw = self.client.lrange(self.keys.history(user_id), 0, limit - 1)
-        return [json.loads(item) for item in raw]
+        # A source set by hand may be any bytes: decoded leniently, as slugs are.
+        return [json.loads(item.decode("utf-8", "replace")) for item in raw]
 
     def count_by_state(self) -> dict[str, int]:
         with translate_errors("counting sessions"):
@@ -398,14 +402,27 @@ class RedisStore:
 
 def _answer(values: list[bytes | None], slide: bool) -> tuple[bool, Row | None]:
     """What one MGET of ``session_keys`` tells without a script: ``(True, row or None)`` when
-    the marker shows the indexes agree with the current slug and the keys carry no expiry
-    (and, for get, nothing was deleted by hand); ``(False, None)`` when a script must run."""
-    cur, prev, back, ver, marker = values
-    if cur is None and (marker is None or not slide):
+    meta shows the indexes agree with the current slug and the keys carry no expiry (and, for
+    get, nothing was deleted by hand); ``(False, None)`` when a script must run."""
+    cur, prev, back, meta = values
+    if cur is None and (meta is None or not slide):
         return True, None
-    if marker is not None and marker[0] == 48 and marker[1:] == cur:  # b"0": no expiry
-        return True, [WRITTEN, cur, prev, back, int(ver or 0), -1]
+    if meta is not None and meta[0] == 48:  # b"0<version>|<slug>": no expiry
+        version, _, slug = meta[1:].partition(b"|")
+        if slug == cur and version.isdigit():
+            return True, [WRITTEN, cur, prev, back, int(version), -1]
     return False, None
+
+
+@lru_cache(maxsize=1024)
+def _json_string(value: str) -> str:
+    return json.dumps(value)
+
+
+@lru_cache(maxsize=1024)
+def _entry_tail(target: str, origin: str) -> str:
+    """The end of a history entry, after its source (see lua/transition.lua)."""
+    return f",{json.dumps(target)},{json.dumps(origin)}]"
 
 
 def _records(flat: list[bytes] | dict[Any, Any]) -> dict[str, dict[str, Any]]:

@@ -432,7 +432,7 @@ def test_a_key_in_use_by_a_running_request_is_409(api):
     class Req:
         user, method, path = api.user, "POST", url("u1", "step_to")
         data = {"flow": "hello"}
-        headers: dict = {}
+        META: dict = {}
 
     assert IdempotencyRecord(Req(), "k").begin() is None  # a first request now holds the key
     r = api.post(url("u1", "step_to"), {"flow": "hello"}, format="json", HTTP_IDEMPOTENCY_KEY="k")

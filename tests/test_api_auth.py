@@ -36,6 +36,37 @@ def test_a_bad_token_is_401():
     assert r.status_code == 401 and r.json()["code"] == "authentication_failed"
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("token {key}", 200),  # the keyword is case-insensitive, as in DRF
+        ("Token  {key}", 200),  # DRF splits on any run of whitespace
+        ("Token\t{key}", 200),
+        ("Token {key} ", 200),
+        ("Token", 401),
+        ("Token {key} extra", 401),
+        ("Token {key}\xe9", 401),
+        ("Bearer {key}", 401),  # not ours: anonymous
+    ],
+)
+def test_token_headers_are_read_as_drf_reads_them(bot, header, status):
+    user, _ = bot
+    user.user_permissions.add(Permission.objects.get(**VIEW))
+    key = Token.objects.get(user=user).key
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header.format(key=key))
+    assert client.get("/api/flows/").status_code == status
+
+
+def test_a_revoked_permission_is_refused_at_once_though_answers_are_cached(bot):
+    user, client = bot
+    user.user_permissions.add(Permission.objects.get(**VIEW))
+    assert client.get("/api/flows/").status_code == 200
+    assert client.get("/api/flows/").status_code == 200  # answered from the cached user
+    user.user_permissions.remove(Permission.objects.get(**VIEW))
+    assert client.get("/api/flows/").status_code == 403
+
+
 def test_view_session_reads_change_session_writes(bot):
     user, client = bot
     assert client.get("/api/flows/").status_code == 403

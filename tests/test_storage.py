@@ -46,6 +46,19 @@ def test_after_the_first_transition_previous_is_none(service):
     assert service.get("u") == session
 
 
+def test_a_user_has_five_keys_and_only_current_previous_and_back_to_are_slugs(
+    service, redis_client
+):
+    """What an operator finds with ``redis-cli --scan --pattern '*<id>*'``: the three slugs,
+    the history and the app's own ``:meta`` (expiry mode, version and indexed slug)."""
+    service.step_to("u", slug="hello->say_hello")
+    service.step_to("u", slug="hello->ask_name")
+    service.set_back_to("u", slug="goodbye->say_bye")
+    found = sorted(k.decode() for k in redis_client.scan_iter(match="*{u}*"))
+    assert found == sorted(key("u", s) for s in ["", ":previous", ":back_to", ":history", ":meta"])
+    assert redis_client.get(key("u", ":meta")) == b"03|hello->ask_name"
+
+
 def test_a_slug_written_by_hand_is_picked_up_by_get_and_indexed(service, redis_client):
     service.step_to("u", slug="hello->say_hello")
     redis_client.set(key("u"), "goodbye->say_bye")

@@ -1,6 +1,7 @@
 """Rules 3 to 6: transitions, targets, redirects and back-to, with their signals."""
 
 import pytest
+from django.core.cache import caches
 
 from stealth_sessions import signals
 from stealth_sessions.exceptions import (
@@ -9,7 +10,7 @@ from stealth_sessions.exceptions import (
     NoBackToSession,
     SessionConflict,
 )
-from stealth_sessions.service import SessionService
+from stealth_sessions.service import SessionService, origin
 
 
 def snapshot(redis_client):
@@ -174,6 +175,25 @@ def test_history_lists_transitions_newest_first(service):
     assert entries[0].at.tzinfo is not None
     assert entries[0].at >= entries[1].at
     assert len(service.history("u", limit=1)) == 1
+
+
+@pytest.mark.parametrize("stored", ["hello->say_hello", 'say "hi"\\', "é->x", "\x01", "<\u2028>"])
+def test_history_records_a_source_set_by_hand_as_stored(service, redis_client, stored):
+    redis_client.set(caches["default"].make_key("stealth:{u}"), stored)
+    service.step_to("u", slug="goodbye->say_bye")
+    assert [(e.source, e.target) for e in service.history("u")] == [(stored, "goodbye->say_bye")]
+
+
+def test_history_reads_a_source_of_invalid_utf8_leniently(service, redis_client):
+    redis_client.set(caches["default"].make_key("stealth:{u}"), b"\xffhello")
+    service.step_to("u", slug="goodbye->say_bye")
+    assert service.history("u")[0].source == "\ufffdhello"
+
+
+def test_history_records_any_origin(service):
+    with origin('a "quoted" origin'):
+        service.step_to("u", slug="hello->say_hello")
+    assert service.history("u")[0].origin == 'a "quoted" origin'
 
 
 def test_history_keeps_history_length_entries(settings):

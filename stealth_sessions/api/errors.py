@@ -95,7 +95,7 @@ def to_api_error(exc: Exception, request: Any) -> Exception:
     if isinstance(exc, SessionConflict):
         # Stale If-Match is the client's precondition failing; otherwise the service gave up
         # after its retries, or a conditional write raced: a plain conflict.
-        cls = PreconditionFailed if request.headers.get("If-Match") else Conflict
+        cls = PreconditionFailed if request.META.get("HTTP_IF_MATCH") else Conflict
         return cls(str(exc), current_version=exc.actual)
     if isinstance(exc, SessionStoreUnavailable):
         # The message may name hosts and ports: log it, do not tell the client.

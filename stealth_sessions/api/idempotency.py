@@ -29,6 +29,7 @@ from .conf import api_settings
 from .errors import APIError, BadRequest, Conflict, ServiceUnavailable, Unprocessable
 
 HEADER = "Idempotency-Key"
+META_KEY = "HTTP_IDEMPOTENCY_KEY"  # read from META: request.headers copies every header
 MAX_KEY_LENGTH = 255
 
 
@@ -54,7 +55,7 @@ class IdempotencyRecord:
             caller, request.method, request.path, key
         )
         body = json.dumps(request.data, sort_keys=True, default=str)
-        self.fingerprint = _digest(body, request.headers.get("If-Match", ""))
+        self.fingerprint = _digest(body, request.META.get("HTTP_IF_MATCH", ""))
         self.owner = uuid.uuid4().hex
 
     def begin(self) -> Response | None:
@@ -106,7 +107,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
 
     @wraps(view)
     def wrapper(self: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
-        key = request.headers.get(HEADER)
+        key = request.META.get(META_KEY)
         if key is None:
             return view(self, request, *args, **kwargs)
         record = IdempotencyRecord(request, key)

@@ -20,4 +20,13 @@ class SessionPermissions(BasePermission):
         if not user or not user.is_authenticated:
             return False
         perm = self.read_permission if request.method in SAFE_METHODS else self.write_permission
-        return user.has_perm(perm)
+        # A user from CachedTokenAuthentication carries a memo of answers, dropped with the
+        # cached user itself (AUTH_CACHE_TTL, or at once when permissions change).
+        answers = getattr(user, "stealth_sessions_perms", None)
+        if answers is None:
+            return user.has_perm(perm)
+        try:
+            return answers[perm]
+        except KeyError:
+            allowed = answers[perm] = user.has_perm(perm)
+            return allowed

@@ -180,7 +180,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
 
     def _expected_version(self, request: Request) -> int | None:
         """If-Match ``"<version>"`` as the service's ``expected_version``; ``*`` means any."""
-        value = request.headers.get("If-Match")
+        value = request.META.get("HTTP_IF_MATCH")  # not request.headers: it copies them all
         if value is None or value.strip() == "*":
             return None
         match = _IF_MATCH.match(value)

@@ -3,15 +3,19 @@
 -- (with KEYS[2], the steps hash: its HGETALL appended, as transition.lua).
 local k, now, target, expected = KEYS[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local ttl, _, ix, uid = settings(k)
-local v = redis.call('MGET', k, k .. ':previous', k .. ':version', k .. ':indexed')
-local cur, marker, ver = v[1], v[4], 0
-if cur then ver = tonumber(v[3] or '0') end
+local v = read_user(k)
+local cur, prev = v[1], v[2]
+local mode, ver, islug = parse_meta(v[4])
+if not cur then ver = 0 end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 if not cur then return {-1} end
-redis.call('SET', k .. ':back_to', target)
-ver = redis.call('INCR', k .. ':version')
-reindex(ix, uid, indexed_slug(ix, uid, marker), cur, now)
-settle(k, ix, uid, cur, ttl, now, marker, false)
-local row = {3, cur, v[2], target, ver, ttl or redis.call('PTTL', k)}
+if ttl then
+  redis.call('SET', k .. ':back_to', target, 'PX', ttl)
+else
+  redis.call('SET', k .. ':back_to', target)
+end
+reindex(ix, uid, indexed_slug(ix, uid, islug), cur, now)
+settle(k, ix, uid, cur, ver + 1, ttl, now, mode, ver, islug, prev, false)
+local row = {3, cur, prev, target, ver + 1, ttl or redis.call('PTTL', k)}
 if KEYS[2] then row[7] = redis.call('HGETALL', KEYS[2]) end
 return row

@@ -16,9 +16,10 @@ local want = limit + 1
 
 local function row(uid, slug, activity)
   local k = up .. uid .. '}'
-  local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version')
+  local v = read_user(k)
   if not v[1] or (slug and v[1] ~= slug) then return nil end
-  return {uid, v[1], v[2], v[3], tonumber(v[4] or '0'), redis.call('PTTL', k),
+  local _, version = parse_meta(v[4])
+  return {uid, v[1], v[2], v[3], version, redis.call('PTTL', k),
           activity or false, redis.call('HLEN', k .. ':steps')}
 end
 

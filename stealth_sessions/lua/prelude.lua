@@ -5,10 +5,10 @@
 -- (the caller's clock). Every argument costs a little on each call, so the user id is not
 -- one: it is read back from the key.
 --
--- k:indexed holds <mode><slug>: the slug the indexes list the user under, after a mode
--- character, '1' when the user's keys carry an expiry and '0' when they do not. Comparing it
--- with the current slug tells whether an operator changed the slug by hand.
--- Every redis.call costs: the hot paths are kept to a handful.
+-- k:meta holds '<mode><version>|<slug>': mode '1' when the user's keys carry an expiry, '0'
+-- when they do not; version, the session's write counter; slug, the one the indexes list the
+-- user under. Comparing that slug with the current one tells whether an operator changed the
+-- current slug by hand. Every redis.call costs: the hot paths are kept to a handful.
 
 -- ttl (ms, or nil: no expiry), history length, index prefix, user id of the user's key k.
 local function settings(k)
@@ -22,18 +22,27 @@ local function flow_of(slug)
 end
 
 local function user_keys(k)
-  return {k, k .. ':previous', k .. ':back_to', k .. ':version', k .. ':history', k .. ':indexed'}
+  return {k, k .. ':previous', k .. ':back_to', k .. ':history', k .. ':meta'}
 end
 
-local function marker_slug(marker)
-  return marker and string.sub(marker, 2)
+-- What a read needs, in the order of the rows store.py decodes: current, previous, back_to,
+-- meta.
+local function read_user(k)
+  return redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':meta')
 end
 
--- The slug the indexes list the user under (false: none). Without a marker, the user's keys
+-- A meta value's mode ('0', '1'; nil without one), version (0 without one) and indexed slug.
+local function parse_meta(meta)
+  if not meta then return nil, 0, nil end
+  local mode, version, slug = string.match(meta, '^([01])(%d+)|(.*)$')
+  return mode, tonumber(version) or 0, slug
+end
+
+-- The slug the indexes list the user under (false: none). Without meta, the user's keys
 -- may have expired (or been deleted) before a purge dropped them from the indexes: then the
 -- expiry bookkeeping still knows the slug.
-local function indexed_slug(ix, uid, marker)
-  if marker then return marker_slug(marker) end
+local function indexed_slug(ix, uid, slug)
+  if slug then return slug end
   return redis.call('HGET', ix .. 'slug_of', uid)
 end
 
@@ -54,27 +63,45 @@ local function reindex(ix, uid, old, new, now)
   end
 end
 
--- Bring the user's keys in line with the configured expiry (ttl ms, or false: none) and the
--- marker in line with slug. old: the marker before this script ran; written: whether the
--- script already wrote the new one. The expiry index's score need only be a lower bound of
--- the user's expiry (purge_expired re-scores a user found alive when it comes due), so a
--- slide writes it only when it gets earlier, and slug_of only changes with the slug.
-local function settle(k, ix, uid, slug, ttl, now, old, written)
-  local new = (ttl and '1' or '0') .. slug
-  if not written and old ~= new then redis.call('SET', k .. ':indexed', new) end
+-- The expiry bookkeeping of a user whose keys now expire at now + ttl, at slug (mode, islug:
+-- meta as read). The expiry index's score need only be a lower bound of the user's expiry
+-- (purge_expired re-scores a user found alive when it comes due), so a slide writes it only
+-- when it gets earlier, and slug_of only changes with the slug.
+local function index_expiry(ix, uid, slug, ttl, now, mode, islug)
+  if mode == '1' and islug == slug then
+    -- LT: only an earlier expiry (SESSION_TTL lowered) rewrites the score.
+    redis.call('ZADD', ix .. 'expiry', 'LT', now + ttl, uid)
+  else
+    redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
+    redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
+  end
+end
+
+-- Back from keys with an expiry (mode '1') to none: the keys the caller did not rewrite.
+local function unexpire(k, ix, uid)
+  for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
+  redis.call('ZREM', ix .. 'expiry', uid)
+  redis.call('HDEL', ix .. 'slug_of', uid)
+end
+
+-- Bring the keys of a user at slug in line with the configured expiry (ttl ms, or false:
+-- none), and meta with (slug, version) (a get, a step_to to the current state, set_back_to).
+-- mode, old_version, islug: meta as read; prev, back: whether previous and back_to exist
+-- (an absent key needs no expiry).
+local function settle(k, ix, uid, slug, version, ttl, now, mode, old_version, islug, prev, back)
+  local meta = (ttl and '1' or '0') .. version .. '|' .. slug
   if ttl then
-    for _, key in ipairs(user_keys(k)) do redis.call('PEXPIRE', key, ttl) end
-    if old ~= new then
-      redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
-      redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
-    else
-      -- LT: only an earlier expiry (SESSION_TTL lowered) rewrites the score.
-      redis.call('ZADD', ix .. 'expiry', 'LT', now + ttl, uid)
+    redis.call('SET', k .. ':meta', meta, 'PX', ttl)
+    redis.call('PEXPIRE', k, ttl)
+    redis.call('PEXPIRE', k .. ':history', ttl)
+    if prev then redis.call('PEXPIRE', k .. ':previous', ttl) end
+    if back then redis.call('PEXPIRE', k .. ':back_to', ttl) end
+    index_expiry(ix, uid, slug, ttl, now, mode, islug)
+  else
+    if mode ~= '0' or version ~= old_version or islug ~= slug then
+      redis.call('SET', k .. ':meta', meta)
     end
-  elseif old and string.sub(old, 1, 1) == '1' then
-    for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
-    redis.call('ZREM', ix .. 'expiry', uid)
-    redis.call('HDEL', ix .. 'slug_of', uid)
+    if mode == '1' then unexpire(k, ix, uid) end
   end
 end
 
@@ -88,10 +115,10 @@ local function purge_expired(ix, up, now)
       if pttl == -2 then
         reindex(ix, uid, redis.call('HGET', ix .. 'slug_of', uid), false, now)
       elseif pttl == -1 then
-        -- Persisted by hand: while the marker says the keys should expire, the next slide
+        -- Persisted by hand: while meta says the keys should expire, the next slide
         -- gives them an expiry again, so look again later; else the user is done with.
-        local marker = redis.call('GET', up .. uid .. '}:indexed')
-        if marker and string.sub(marker, 1, 1) == '1' then
+        local meta = redis.call('GET', up .. uid .. '}:meta')
+        if meta and string.sub(meta, 1, 1) == '1' then
           redis.call('ZADD', ix .. 'expiry', now + 60000, uid)
         else
           redis.call('ZREM', ix .. 'expiry', uid)

@@ -9,27 +9,29 @@ local function none()
   if KEYS[2] then return {-1, redis.call('HGETALL', KEYS[2])} end
   return false
 end
-local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
-                     k .. ':indexed')
-local cur, ver, marker = v[1], tonumber(v[4] or '0'), v[5]
+local v = read_user(k)
+local cur, prev, back = v[1], v[2], v[3]
+local mode, ver, islug = parse_meta(v[4])
 if ARGV[3] == '1' then
-  local old = cur and indexed_slug(ix, uid, marker) or marker_slug(marker) or false
+  local old = cur and indexed_slug(ix, uid, islug) or islug or false
+  local new_ver = ver
   if old ~= cur then
     -- A slug written or deleted by hand (redis-cli) is a write: index it, count a version.
     reindex(ix, uid, old, cur, now)
     if not cur then
-      redis.call('DEL', k .. ':indexed')
+      redis.call('DEL', k .. ':meta')
       return none()
     end
-    ver = redis.call('INCR', k .. ':version')
+    new_ver = ver + 1
   end
   if cur then
-    settle(k, ix, uid, cur, ttl, now, marker, false)
+    settle(k, ix, uid, cur, new_ver, ttl, now, mode, ver, islug, prev, back)
+    ver = new_ver
   end
 end
 if not cur then return none() end
 -- A get has just given the keys the full expiry: no need to ask for it.
 local pttl = (ARGV[3] == '1' and ttl) or redis.call('PTTL', k)
-local row = {3, cur, v[2], v[3], ver, pttl}
+local row = {3, cur, prev, back, ver, pttl}
 if KEYS[2] then row[7] = redis.call('HGETALL', KEYS[2]) end
 return row

@@ -5,13 +5,13 @@
 -- scheduled steps cancelled, as remove_steps returns them.
 local k, now, expected = KEYS[1], tonumber(ARGV[2]), ARGV[3]
 local _, _, ix, uid = settings(k)
-local v = redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':version',
-                     k .. ':indexed')
-local cur, ver = v[1], 0
-if cur then ver = tonumber(v[4] or '0') end
+local v = read_user(k)
+local cur = v[1]
+local _, ver, islug = parse_meta(v[4])
+if not cur then ver = 0 end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 local pttl = cur and redis.call('PTTL', k) or -2
 redis.call('DEL', unpack(user_keys(k)))
-reindex(ix, uid, indexed_slug(ix, uid, v[5]), false, now)
+reindex(ix, uid, indexed_slug(ix, uid, islug), false, now)
 local steps = remove_steps(k, ARGV[4], uid, now, 'cancelled', 'reset', ARGV[5], ARGV[6], {})
 return {cur and 3 or 1, cur, v[2], v[3], ver, pttl, steps}
