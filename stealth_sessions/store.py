@@ -214,7 +214,10 @@ class RedisStore:
         with translate_errors("reading a session's history"):
             raw = self.client.lrange(self.keys.history(user_id), 0, limit - 1)
         # A source set by hand may be any bytes: decoded leniently, as slugs are.
-        return [json.loads(item.decode("utf-8", "replace")) for item in raw]
+        return [
+            json.loads(item.decode("utf-8", "replace") if isinstance(item, bytes) else item)
+            for item in raw
+        ]
 
     def count_by_state(self) -> dict[str, int]:
         with translate_errors("counting sessions"):
