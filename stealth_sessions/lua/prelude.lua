@@ -65,12 +65,13 @@ end
 
 -- The expiry bookkeeping of a user whose keys now expire at now + ttl, at slug (mode, islug:
 -- meta as read). The expiry index's score need only be a lower bound of the user's expiry
--- (purge_expired re-scores a user found alive when it comes due), so a slide writes it only
--- when it gets earlier, and slug_of only changes with the slug.
+-- (purge_expired re-scores a user found alive when it comes due), so once the user is in it,
+-- a write or a slide only lowers the score (ZADD LT: SESSION_TTL lowered) and otherwise
+-- leaves it, with no reordering; slug_of only changes with the slug.
 local function index_expiry(ix, uid, slug, ttl, now, mode, islug)
-  if mode == '1' and islug == slug then
-    -- LT: only an earlier expiry (SESSION_TTL lowered) rewrites the score.
+  if mode == '1' and islug then
     redis.call('ZADD', ix .. 'expiry', 'LT', now + ttl, uid)
+    if islug ~= slug then redis.call('HSET', ix .. 'slug_of', uid, slug) end
   else
     redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
     redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
