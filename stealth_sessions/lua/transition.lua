@@ -28,7 +28,9 @@ if ARGV[7] then
   if ARGV[8] == '1' and (cur or '') ~= ARGV[9] then return {-3, cur or false} end
 end
 if cur == target then
-  if string.sub(how, 1, 1) == 'u' then return out({1, cur, prev, back, ver, redis.call('PTTL', k)}) end
+  if string.sub(how, 1, 1) == 'u' then
+    return out({1, cur, prev, back, ver, redis.call('PTTL', k)})
+  end
   reindex(ix, uid, indexed_slug(ix, uid, islug), cur, now)
   settle(k, ix, uid, cur, ver, ttl, now, mode, ver, islug, prev, back)
   return out({2, cur, prev, back, ver, ttl or redis.call('PTTL', k)})
