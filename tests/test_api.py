@@ -658,3 +658,52 @@ def test_scheduling_posts_are_idempotent_too(api):
 
 def test_scheduled_of_a_bad_user_id_is_400(api):
     assert_error(api.get(url("x" * 300, "scheduled")), 400, "invalid_user_id")
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+def _negotiated(view_class, accept: str = "application/json"):
+    from rest_framework.test import APIRequestFactory
+
+    view = view_class(action_map={"get": "retrieve"})
+    view.args, view.kwargs, view.format_kwarg = (), {}, None
+    view.request = view.initialize_request(
+        APIRequestFactory().get("/api/sessions/u1/", HTTP_ACCEPT=accept)
+    )
+    negotiated = view.perform_content_negotiation(view.request)
+    view.request.accepted_renderer, view.request.accepted_media_type = negotiated
+    return view
+
+
+def test_responses_are_rendered_at_once_with_the_bytes_and_headers_drf_gives():
+    from rest_framework.response import Response
+
+    from stealth_sessions.api.views import RenderedResponse, SessionViewSet
+
+    view = _negotiated(SessionViewSet)
+    data = {"slug": "é->x", "odd": '\u2028\u2029"\\', "none": None, "list": [1, {"x": True}]}
+    fast = view.respond(data, 201, {"ETag": '"3"'})
+    drf = Response(data, status=201, headers={"ETag": '"3"'})
+    drf.accepted_renderer = view.request.accepted_renderer
+    drf.accepted_media_type = view.request.accepted_media_type
+    drf.renderer_context = view.get_renderer_context()
+    drf.render()
+    assert type(fast) is RenderedResponse and fast.data == data
+    assert (fast.status_code, fast.content, dict(fast.items())) == (
+        drf.status_code,
+        drf.content,
+        dict(drf.items()),
+    )
+
+
+def test_a_viewset_with_other_renderers_gets_drf_responses():
+    from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+    from rest_framework.response import Response
+
+    from stealth_sessions.api.views import SessionViewSet
+
+    class Browsable(SessionViewSet):
+        renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+
+    assert type(_negotiated(Browsable, "text/html").respond({"a": 1})) is Response

@@ -78,6 +78,23 @@ def test_a_session_created_by_hand_is_picked_up(service, redis_client):
     assert service.count_by_state() == {"hello->ask_name": 1}
 
 
+@pytest.mark.parametrize("then", ["step_to", "reset"])
+def test_a_session_whose_meta_was_deleted_leaves_no_trace_in_the_old_state(
+    service, redis_client, then
+):
+    """As for a session written by an earlier build, whose keys held no ``:meta``."""
+    service.step_to("u", slug="hello->say_hello")
+    redis_client.delete(key("u", ":meta"))
+    if then == "step_to":
+        assert service.step_to("u", slug="goodbye->say_bye").version == 1
+        assert service.count_by_state() == {"goodbye->say_bye": 1}
+        assert [s.user_id for s in service.list_sessions(user_id_prefix="u")[0]] == ["u"]
+    else:
+        assert service.reset("u") is True
+        assert service.count_by_state() == {}
+        assert service.list_sessions(user_id_prefix="u") == ([], None)
+
+
 def test_a_session_deleted_by_hand_leaves_the_indexes_on_get(service, redis_client):
     service.step_to("u", slug="hello->say_hello")
     redis_client.delete(key("u"))

@@ -23,6 +23,7 @@ from functools import wraps
 from typing import Any
 
 from django.core.cache import caches
+from django.http import HttpResponseBase
 from rest_framework.response import Response
 
 from .conf import api_settings
@@ -77,7 +78,8 @@ class IdempotencyRecord:
         headers = {"Idempotent-Replayed": "true", **entry["headers"]}
         return Response(entry["data"], status=entry["status"], headers=headers)
 
-    def complete(self, response: Response) -> None:
+    def complete(self, response: Any) -> None:
+        # A DRF Response or the views' RenderedResponse: both keep the data as ``.data``.
         entry = {
             "fp": self.fingerprint,
             "status": response.status_code,
@@ -102,11 +104,11 @@ class IdempotencyRecord:
             raise ServiceUnavailable() from exc
 
 
-def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
+def idempotent(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Decorate a POST action so that an ``Idempotency-Key`` header makes it replayable."""
 
     @wraps(view)
-    def wrapper(self: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
+    def wrapper(self: Any, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         key = request.META.get(META_KEY)
         if key is None:
             return view(self, request, *args, **kwargs)

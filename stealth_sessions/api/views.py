@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.http import HttpResponse, HttpResponseBase
 from django.http.request import RawPostDataException
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import is_list_serializer
@@ -125,6 +126,22 @@ class JSONNegotiation(DefaultContentNegotiation):
         return super().select_renderer(request, renderers, format_suffix)
 
 
+class RenderedResponse(HttpResponse):
+    """``Response(data)`` rendered at once by DRF's JSONRenderer, ``data`` kept (idempotency
+    records read it, as tests may). See ``ServiceAPIMixin.respond``."""
+
+    def __init__(
+        self,
+        data: Any,
+        content: bytes,
+        content_type: str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(content, content_type=content_type, status=status, headers=headers)
+        self.data = data
+
+
 # -- the views ----------------------------------------------------------------------------------
 
 
@@ -167,6 +184,25 @@ class ServiceAPIMixin(APIView):
     @property
     def service(self) -> SessionService:
         return get_session_service()
+
+    def respond(
+        self, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> HttpResponseBase:
+        """``Response(data, status, headers)``, or, when DRF negotiated its JSONRenderer (as it
+        does unless a subclass adds renderers), the same bytes rendered now in a plain
+        HttpResponse. A Response renders later, in Django's TemplateResponse step, and keeps
+        the view, request and renderer context until then, a reference cycle per request: on
+        a warm POST step_to/, 45 of 600 µs (measured in-process), more than the service's own
+        Python."""
+        renderer = getattr(self.request, "accepted_renderer", None)
+        if type(renderer) is not JSONRenderer:
+            return Response(data, status=status, headers=headers)
+        context = self.get_renderer_context()
+        content = renderer.render(data, self.request.accepted_media_type, context)
+        content_type = renderer.media_type
+        if renderer.charset:
+            content_type = f"{content_type}; charset={renderer.charset}"
+        return RenderedResponse(data, content, content_type, status, headers)
 
 
 class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
@@ -216,11 +252,11 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     def _scheduled(self, user_id: str) -> list[dict[str, Any]]:
         return [s.scheduled_step(x) for x in self.service.scheduled_steps(user_id)]
 
-    def _session_response(self, session: Session, steps: list[ScheduledStep]) -> Response:
+    def _session_response(self, session: Session, steps: list[ScheduledStep]) -> HttpResponseBase:
         """The session with its pending steps; the service read both in one round trip."""
         data = s.session_summary(session)
         data["scheduled"] = [s.scheduled_step(x) for x in steps]
-        return Response(data, headers={"ETag": f'"{session.version}"'})
+        return self.respond(data, headers={"ETag": f'"{session.version}"'})
 
     def _scheduling(self) -> SessionService:
         """The service, if scheduled steps are enabled (a SCHEDULER is configured)."""
@@ -239,7 +275,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         summary="List sessions, newest activity first (by user id with a prefix), with a cursor",
         operation_id="sessions_list",
     )
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> HttpResponseBase:
         query = s.ListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
@@ -252,7 +288,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             limit=q.get("limit", api_settings.PAGE_SIZE),
         )
         url = request.build_absolute_uri()
-        return Response(
+        return self.respond(
             {
                 "results": [s.session_summary(x) for x in sessions],
                 "next_cursor": cursor,
@@ -264,7 +300,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         responses={200: s.StatsSerializer, **_errors()}, summary="Users per flow and state"
     )
     @action(detail=False, methods=["get"])
-    def stats(self, request: Request) -> Response:
+    def stats(self, request: Request) -> HttpResponseBase:
         counts = self.service.count_by_state()
         flows: dict[str, dict[str, Any]] = {}
         for slug, n in sorted(counts.items()):
@@ -275,7 +311,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             entry = flows.setdefault(flow, {"total": 0, "states": {}})
             entry["total"] += n
             entry["states"][state] = n
-        return Response({"total": sum(counts.values()), "flows": flows, "slugs": counts})
+        return self.respond({"total": sum(counts.values()), "flows": flows, "slugs": counts})
 
     # -- one session ----------------------------------------------------------------------
 
@@ -284,7 +320,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         responses={200: s.SessionSerializer, **_errors(404)},
         summary="A user's session (ETag: its version)",
     )
-    def retrieve(self, request: Request, user_id: str) -> Response:
+    def retrieve(self, request: Request, user_id: str) -> HttpResponseBase:
         session, steps = self.service.get_with_scheduled(user_id)
         if session is None:
             raise NotFound(f"User {user_id[:100]!r} has no session", "no_session")
@@ -296,7 +332,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         responses={200: s.SessionSerializer, **_errors(409, 412)},
         summary="Move the user without running the target's action (update_session_to)",
     )
-    def update(self, request: Request, user_id: str) -> Response:
+    def update(self, request: Request, user_id: str) -> HttpResponseBase:
         target = self._move_target(request)
         steps: list[ScheduledStep] = []
         session = self.service.update_session_to(
@@ -309,7 +345,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         responses={204: None, **_errors(409, 412)},
         summary="Reset: remove the session, previous, back-to and history",
     )
-    def destroy(self, request: Request, user_id: str) -> Response:
+    def destroy(self, request: Request, user_id: str) -> HttpResponseBase:
         self.service.reset(user_id, expected_version=self._expected_version(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -323,7 +359,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"])
     @idempotent
-    def step_to(self, request: Request, user_id: str) -> Response:
+    def step_to(self, request: Request, user_id: str) -> HttpResponseBase:
         target = self._move_target(request)
         steps: list[ScheduledStep] = []
         session = self.service.step_to(
@@ -339,7 +375,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"])
     @idempotent
-    def step_back(self, request: Request, user_id: str) -> Response:
+    def step_back(self, request: Request, user_id: str) -> HttpResponseBase:
         if not isinstance(request.data, Mapping) or request.data:  # not absent, not {}
             self._target(s.EmptySerializer, request)
         steps: list[ScheduledStep] = []
@@ -356,7 +392,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"])
     @idempotent
-    def back_to(self, request: Request, user_id: str) -> Response:
+    def back_to(self, request: Request, user_id: str) -> HttpResponseBase:
         target = self._move_target(request)
         steps: list[ScheduledStep] = []
         session = self.service.set_back_to(
@@ -366,7 +402,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
 
     # -- scheduling -----------------------------------------------------------------------
 
-    def _scheduled_response(self, user_id: str, step: Any) -> Response:
+    def _scheduled_response(self, user_id: str, step: Any) -> HttpResponseBase:
         session, steps = self.service.get_with_scheduled(user_id)
         body = {
             "step": s.scheduled_step(step),
@@ -374,7 +410,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             if session is None
             else {**s.session_summary(session), "scheduled": [s.scheduled_step(x) for x in steps]},
         }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return self.respond(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         parameters=[USER_ID, IDEMPOTENCY_KEY],
@@ -384,7 +420,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"])
     @idempotent
-    def step_to_in(self, request: Request, user_id: str) -> Response:
+    def step_to_in(self, request: Request, user_id: str) -> HttpResponseBase:
         data = self._target(s.StepToInSerializer, request)
         step = self._scheduling().step_to_in(
             user_id,
@@ -402,7 +438,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"])
     @idempotent
-    def step_to_at(self, request: Request, user_id: str) -> Response:
+    def step_to_at(self, request: Request, user_id: str) -> HttpResponseBase:
         data = self._target(s.StepToAtSerializer, request)
         step = self._scheduling().step_to_at(
             user_id,
@@ -426,10 +462,10 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         operation_id="sessions_scheduled_cancel_all",
     )
     @action(detail=True, methods=["get", "delete"])
-    def scheduled(self, request: Request, user_id: str) -> Response:
+    def scheduled(self, request: Request, user_id: str) -> HttpResponseBase:
         if request.method == "DELETE":
-            return Response({"cancelled": self._scheduling().cancel_scheduled(user_id)})
-        return Response(self._scheduled(user_id))
+            return self.respond({"cancelled": self._scheduling().cancel_scheduled(user_id)})
+        return self.respond(self._scheduled(user_id))
 
     @extend_schema(
         parameters=[USER_ID, OpenApiParameter("step_id", str, OpenApiParameter.PATH)],
@@ -438,7 +474,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         operation_id="sessions_scheduled_cancel_one",
     )
     @action(detail=True, methods=["delete"], url_path=r"scheduled/(?P<step_id>[^/]+)")
-    def cancel_scheduled(self, request: Request, user_id: str, step_id: str) -> Response:
+    def cancel_scheduled(self, request: Request, user_id: str, step_id: str) -> HttpResponseBase:
         if not self._scheduling().cancel_scheduled(user_id, step_id=step_id):
             raise NotFound(
                 f"User {user_id[:100]!r} has no scheduled step {step_id[:100]!r}",
@@ -455,11 +491,11 @@ class FlowViewSet(ServiceAPIMixin, viewsets.ViewSet):
         summary="The flow map",
         operation_id="flows_list",
     )
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> HttpResponseBase:
         fm = self.service.flow_map
         flows: list[dict[str, Any]] = []
         if fm is None:
-            return Response({"flows": flows})
+            return self.respond({"flows": flows})
         for name in fm.flows():
             states = [fm.state(name, st) for st in fm.states(name)]
             flows.append(
@@ -477,7 +513,7 @@ class FlowViewSet(ServiceAPIMixin, viewsets.ViewSet):
                     ],
                 }
             )
-        return Response({"flows": flows})
+        return self.respond({"flows": flows})
 
 
 class OfflineSwaggerView(SpectacularSwaggerView):

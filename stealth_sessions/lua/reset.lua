@@ -12,6 +12,7 @@ if not cur then ver = 0 end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 local pttl = cur and redis.call('PTTL', k) or -2
 redis.call('DEL', unpack(user_keys(k)))
-reindex(ix, uid, indexed_slug(ix, uid, islug), false, now)
+-- Without meta, the user may still be listed at the current slug (see transition.lua).
+reindex(ix, uid, indexed_slug(ix, uid, islug) or cur or false, false, now)
 local steps = remove_steps(k, ARGV[4], uid, now, 'cancelled', 'reset', ARGV[5], ARGV[6], {})
 return {cur and 3 or 1, cur, v[2], v[3], ver, pttl, steps}

@@ -58,7 +58,13 @@ local history = k .. ':history'
 if redis.call('LPUSH', history, ARGV[5] .. source .. ARGV[6]) >= 2 * hlen then
   redis.call('LTRIM', history, 0, hlen - 1)  -- trimmed in batches: fewer calls
 end
-reindex(ix, uid, indexed_slug(ix, uid, islug), target, now)
+local old = indexed_slug(ix, uid, islug)
+if cur and not old then
+  -- No meta (deleted by hand, or an earlier build's session): the user may still be listed
+  -- at the current slug. Forget that entry; reindex lists the user afresh.
+  redis.call('ZREM', ix .. 'slug:' .. cur, uid)
+end
+reindex(ix, uid, old, target, now)
 if ttl then
   redis.call('PEXPIRE', history, ttl)
   if back then redis.call('PEXPIRE', k .. ':back_to', ttl) end
