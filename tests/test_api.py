@@ -707,3 +707,4 @@ def test_a_viewset_with_other_renderers_gets_drf_responses():
         renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
 
     assert type(_negotiated(Browsable, "text/html").respond({"a": 1})) is Response
+    assert type(_negotiated(SessionViewSet).respond(None, 204)) is Response  # no body

@@ -58,6 +58,16 @@ def test_token_headers_are_read_as_drf_reads_them(bot, header, status):
     assert client.get("/api/flows/").status_code == status
 
 
+def test_permission_answers_are_kept_with_the_cached_user(bot):
+    user, client = bot
+    user.user_permissions.add(Permission.objects.get(**VIEW))
+    assert client.get("/api/flows/").status_code == 200
+    ((_, cached, _),) = authentication._cache.entries.values()
+    assert cached.stealth_sessions_perms == {"stealth_sessions.view_session": True}
+    cached.stealth_sessions_perms["stealth_sessions.view_session"] = False  # the memo decides
+    assert client.get("/api/flows/").status_code == 403
+
+
 def test_a_revoked_permission_is_refused_at_once_though_answers_are_cached(bot):
     user, client = bot
     user.user_permissions.add(Permission.objects.get(**VIEW))

@@ -40,10 +40,42 @@ def test_every_write_sets_the_expiry_on_all_keys_together(expiring, redis_client
     assert expiring.get("u").ttl == 600
 
 
+def shorten(redis_client, user_id="u", ms=5_000):
+    for suffix in SUFFIXES:
+        redis_client.pexpire(caches["default"].make_key(f"stealth:{{{user_id}}}{suffix}"), ms)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.step_to("u", slug="goodbye->say_bye"),
+        lambda s: s.update_session_to("u", slug="goodbye->say_bye"),
+        lambda s: s.step_to("u", slug="hello->ask_name"),  # the current state: a slide
+        lambda s: s.set_back_to("u", slug="goodbye->say_bye"),
+        lambda s: s.step_back("u"),
+    ],
+    ids=["step_to", "update_session_to", "step_to_current", "set_back_to", "step_back"],
+)
+def test_each_kind_of_write_gives_every_key_the_full_expiry(expiring, redis_client, write):
+    full_session(expiring)
+    shorten(redis_client)
+    write(expiring)
+    assert all(595_000 < t <= 600_000 for t in pttls(redis_client, "u"))
+
+
+def test_a_first_transition_gives_its_keys_the_expiry(expiring, redis_client):
+    expiring.step_to("new", slug="hello->say_hello")
+    keys = {
+        suffix: redis_client.pttl(caches["default"].make_key(f"stealth:{{new}}{suffix}"))
+        for suffix in SUFFIXES
+    }
+    assert keys[":previous"] == keys[":back_to"] == -2  # none yet
+    assert all(595_000 < keys[s] <= 600_000 for s in ["", ":history", ":meta"])
+
+
 def test_get_slides_the_expiry_of_all_keys_together(expiring, redis_client):
     full_session(expiring)
-    for suffix in SUFFIXES:
-        redis_client.pexpire(caches["default"].make_key(f"stealth:{{u}}{suffix}"), 5_000)
+    shorten(redis_client)
     assert expiring.get("u").ttl == 600
     assert all(595_000 < t <= 600_000 for t in pttls(redis_client, "u"))
 

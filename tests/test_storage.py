@@ -3,7 +3,8 @@
 import pytest
 from django.core.cache import caches
 
-from stealth_sessions.service import SessionService
+from stealth_sessions.exceptions import SessionConflict
+from stealth_sessions.service import SessionService, get_session_service
 from stealth_sessions.values import Session
 
 
@@ -78,11 +79,13 @@ def test_a_session_created_by_hand_is_picked_up(service, redis_client):
     assert service.count_by_state() == {"hello->ask_name": 1}
 
 
+@pytest.mark.parametrize("ttl", [None, 600])
 @pytest.mark.parametrize("then", ["step_to", "reset"])
 def test_a_session_whose_meta_was_deleted_leaves_no_trace_in_the_old_state(
-    service, redis_client, then
+    settings, redis_client, then, ttl
 ):
-    """As for a session written by an earlier build, whose keys held no ``:meta``."""
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": ttl}
+    service = get_session_service()
     service.step_to("u", slug="hello->say_hello")
     redis_client.delete(key("u", ":meta"))
     if then == "step_to":
@@ -93,6 +96,62 @@ def test_a_session_whose_meta_was_deleted_leaves_no_trace_in_the_old_state(
         assert service.reset("u") is True
         assert service.count_by_state() == {}
         assert service.list_sessions(user_id_prefix="u") == ([], None)
+        assert list(redis_client.scan_iter(match="*{u}*")) == []
+
+
+def write_earlier_build_session(redis_client, user_id, version, ttl_ms=None):
+    """Keys as builds before ``:meta`` wrote them: ``:version`` and ``:indexed`` (the slug the
+    indexes list the user under, after 1 if the keys carry an expiry), indexed."""
+    from stealth_sessions.service import get_session_service
+
+    ix = get_session_service().store.keys.index
+    values = {
+        "": "hello->ask_name",
+        ":previous": "hello->say_hello",
+        ":back_to": "goodbye->say_bye",
+        ":version": str(version),
+        ":history": None,
+        ":indexed": ("1" if ttl_ms else "0") + "hello->ask_name",
+    }
+    for suffix, value in values.items():
+        if value is None:
+            redis_client.lpush(key(user_id, suffix), '[1,"step_to",false,"hello->ask_name","code"]')
+        else:
+            redis_client.set(key(user_id, suffix), value)
+        if ttl_ms:
+            redis_client.pexpire(key(user_id, suffix), ttl_ms)
+    redis_client.zadd(ix("slug:hello->ask_name"), {user_id: 1})
+    redis_client.sadd(ix("slugs"), "hello->ask_name")
+    redis_client.zadd(ix("all"), {user_id: 0})
+    if ttl_ms:
+        redis_client.zadd(ix("expiry"), {user_id: 2**40})
+        redis_client.hset(ix("slug_of"), user_id, "hello->ask_name")
+
+
+@pytest.mark.parametrize("ttl", [None, 600])
+def test_a_session_of_an_earlier_build_goes_on_counting_its_version(settings, redis_client, ttl):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": ttl}
+    service = get_session_service()
+    write_earlier_build_session(redis_client, "old", version=3, ttl_ms=ttl and ttl * 1000)
+    assert service.peek("old").version == 3
+    with pytest.raises(SessionConflict):
+        service.step_to("old", slug="goodbye->say_bye", expected_version=0)
+    # Without an expiry its index entry is not known to be current: counted as set by hand.
+    assert service.get("old").version == (4 if ttl is None else 3)
+    session = service.step_to("old", slug="goodbye->say_bye")
+    assert (session.previous, session.back_to) == ("hello->ask_name", "goodbye->say_bye")
+    assert redis_client.exists(key("old", ":version"), key("old", ":indexed")) == 0
+    assert service.count_by_state() == {"goodbye->say_bye": 1}
+
+
+def test_a_write_without_expiry_clears_it_from_every_key_of_an_earlier_build(
+    settings, redis_client
+):
+    write_earlier_build_session(redis_client, "old", version=3, ttl_ms=600_000)
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": None}
+    get_session_service().step_to("old", slug="goodbye->say_bye")
+    suffixes = ["", ":previous", ":back_to", ":history", ":meta"]
+    assert [redis_client.pttl(key("old", s)) for s in suffixes] == [-1] * 5
 
 
 def test_a_session_deleted_by_hand_leaves_the_indexes_on_get(service, redis_client):

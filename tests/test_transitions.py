@@ -196,6 +196,18 @@ def test_history_records_any_origin(service):
     assert service.history("u")[0].origin == 'a "quoted" origin'
 
 
+def test_origin_also_decorates_and_nests(service):
+    @origin("worker")
+    def move(user_id, slug):
+        service.step_to(user_id, slug=slug)
+
+    with origin("outer"):
+        move("u", "hello->say_hello")
+        service.step_to("u", slug="hello->ask_name")
+    service.step_to("u", slug="hello->get_name")
+    assert [e.origin for e in service.history("u")] == ["code", "outer", "worker"]
+
+
 def test_history_keeps_history_length_entries(settings):
     settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "HISTORY_LENGTH": 3}
     from stealth_sessions.service import get_session_service

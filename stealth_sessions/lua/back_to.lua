@@ -5,8 +5,7 @@ local k, now, target, expected = KEYS[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local ttl, _, ix, uid = settings(k)
 local v = read_user(k)
 local cur, prev = v[1], v[2]
-local mode, ver, islug = parse_meta(v[4])
-if not cur then ver = 0 end
+local mode, ver, islug = parse_meta(k, cur, v[4])
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 if not cur then return {-1} end
 if ttl then

@@ -18,7 +18,7 @@ local function row(uid, slug, activity)
   local k = up .. uid .. '}'
   local v = read_user(k)
   if not v[1] or (slug and v[1] ~= slug) then return nil end
-  local _, version = parse_meta(v[4])
+  local _, version = parse_meta(k, v[1], v[4])
   return {uid, v[1], v[2], v[3], version, redis.call('PTTL', k),
           activity or false, redis.call('HLEN', k .. ':steps')}
 end

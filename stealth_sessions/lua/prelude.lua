@@ -31,11 +31,23 @@ local function read_user(k)
   return redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':meta')
 end
 
--- A meta value's mode ('0', '1'; nil without one), version (0 without one) and indexed slug.
-local function parse_meta(meta)
-  if not meta then return nil, 0, nil end
-  local mode, version, slug = string.match(meta, '^([01])(%d+)|(.*)$')
-  return mode, tonumber(version) or 0, slug
+-- The mode, version and indexed slug of the user at k, from meta as read (cur: the current
+-- slug). Mode '1' when the keys carry an expiry, '0' when they do not, nil when they may (a
+-- session without meta: set by hand, or written by a build from before meta, which kept its
+-- version at k:version, read there on this rare path only). Without a session, version 0.
+local function parse_meta(k, cur, meta)
+  if meta then
+    local mode, version, slug = string.match(meta, '^([01])(%d+)|(.*)$')
+    return mode, cur and tonumber(version) or 0, slug
+  end
+  if not cur then return '0', 0, nil end  -- no keys to bring in line
+  return nil, tonumber(redis.call('GET', k .. ':version') or '0') or 0, nil
+end
+
+-- meta replaces the k:version and k:indexed keys of a build from before it (written once the
+-- meta of a session without one is).
+local function drop_legacy(k)
+  redis.call('DEL', k .. ':version', k .. ':indexed')
 end
 
 -- The slug the indexes list the user under (false: none). Without meta, the user's keys
@@ -65,9 +77,10 @@ end
 
 -- The expiry bookkeeping of a user whose keys now expire at now + ttl, at slug (mode, islug:
 -- meta as read). The expiry index's score need only be a lower bound of the user's expiry
--- (purge_expired re-scores a user found alive when it comes due), so once the user is in it,
--- a write or a slide only lowers the score (ZADD LT: SESSION_TTL lowered) and otherwise
--- leaves it, with no reordering; slug_of only changes with the slug.
+-- (purge_expired re-scores a user found alive when it comes due), so once meta says the keys
+-- expire (the user is in the index), a write or a slide only lowers the score (ZADD LT:
+-- SESSION_TTL lowered) and otherwise leaves it, with no reordering; slug_of only changes
+-- with the slug.
 local function index_expiry(ix, uid, slug, ttl, now, mode, islug)
   if mode == '1' and islug then
     redis.call('ZADD', ix .. 'expiry', 'LT', now + ttl, uid)
@@ -78,7 +91,7 @@ local function index_expiry(ix, uid, slug, ttl, now, mode, islug)
   end
 end
 
--- Back from keys with an expiry (mode '1') to none: the keys the caller did not rewrite.
+-- Back from keys with an expiry to none (mode '1', or no meta: they may have one).
 local function unexpire(k, ix, uid)
   for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
   redis.call('ZREM', ix .. 'expiry', uid)
@@ -91,6 +104,7 @@ end
 -- (an absent key needs no expiry).
 local function settle(k, ix, uid, slug, version, ttl, now, mode, old_version, islug, prev, back)
   local meta = (ttl and '1' or '0') .. version .. '|' .. slug
+  if not mode then drop_legacy(k) end
   if ttl then
     redis.call('SET', k .. ':meta', meta, 'PX', ttl)
     redis.call('PEXPIRE', k, ttl)
@@ -102,7 +116,7 @@ local function settle(k, ix, uid, slug, version, ttl, now, mode, old_version, is
     if mode ~= '0' or version ~= old_version or islug ~= slug then
       redis.call('SET', k .. ':meta', meta)
     end
-    if mode == '1' then unexpire(k, ix, uid) end
+    if mode ~= '0' then unexpire(k, ix, uid) end
   end
 end
 

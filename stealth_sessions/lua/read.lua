@@ -11,7 +11,7 @@ local function none()
 end
 local v = read_user(k)
 local cur, prev, back = v[1], v[2], v[3]
-local mode, ver, islug = parse_meta(v[4])
+local mode, ver, islug = parse_meta(k, cur, v[4])
 if ARGV[3] == '1' then
   local old = cur and indexed_slug(ix, uid, islug) or islug or false
   local new_ver = ver

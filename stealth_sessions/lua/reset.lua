@@ -7,11 +7,11 @@ local k, now, expected = KEYS[1], tonumber(ARGV[2]), ARGV[3]
 local _, _, ix, uid = settings(k)
 local v = read_user(k)
 local cur = v[1]
-local _, ver, islug = parse_meta(v[4])
-if not cur then ver = 0 end
+local _, ver, islug = parse_meta(k, cur, v[4])
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 local pttl = cur and redis.call('PTTL', k) or -2
 redis.call('DEL', unpack(user_keys(k)))
+if cur and not v[4] then drop_legacy(k) end
 -- Without meta, the user may still be listed at the current slug (see transition.lua).
 reindex(ix, uid, indexed_slug(ix, uid, islug) or cur or false, false, now)
 local steps = remove_steps(k, ARGV[4], uid, now, 'cancelled', 'reset', ARGV[5], ARGV[6], {})

@@ -15,8 +15,7 @@ local function out(row)
 end
 local v = read_user(k)
 local cur, prev, back = v[1], v[2], v[3]
-local mode, ver, islug = parse_meta(v[4])
-if not cur then ver = 0 end
+local mode, ver, islug = parse_meta(k, cur, v[4])
 if #how > 1 and tonumber(string.sub(how, 2)) ~= ver then return {0, ver} end
 if ARGV[7] then
   -- A scheduled step firing (service.run_scheduled_step, ARGV 7-9: step id, if_unchanged
@@ -46,6 +45,7 @@ elseif cur then
 else
   redis.call('MSET', k, target, k .. ':meta', meta)
 end
+if cur and not mode then drop_legacy(k) end
 if not cur then
   -- A new session: nothing of an earlier one (deleted by hand) carries over.
   if prev or back then redis.call('DEL', k .. ':previous', k .. ':back_to') end
@@ -69,7 +69,7 @@ if ttl then
   redis.call('PEXPIRE', history, ttl)
   if back then redis.call('PEXPIRE', k .. ':back_to', ttl) end
   index_expiry(ix, uid, target, ttl, now, mode, islug)
-elseif mode == '1' then
+elseif mode ~= '0' then
   unexpire(k, ix, uid)
 end
 return out({3, target, cur or false, back, ver, ttl or -1})
