@@ -127,7 +127,7 @@ def _bare_views() -> list[Any]:
             slug = json.loads(request.body)["slug"]
             session = service.step_to(user_id, slug=slug, scheduled_out=steps)
         else:
-            session, steps = service.get_with_scheduled(user_id)  # type: ignore[assignment]
+            session, steps = service.get_with_scheduled(user_id)
         assert session is not None
         return JsonResponse(
             {

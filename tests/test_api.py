@@ -707,4 +707,12 @@ def test_a_viewset_with_other_renderers_gets_drf_responses():
         renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
 
     assert type(_negotiated(Browsable, "text/html").respond({"a": 1})) is Response
-    assert type(_negotiated(SessionViewSet).respond(None, 204)) is Response  # no body
+
+
+def test_an_empty_body_gets_a_drf_response():
+    """DRF drops the Content-Type of an empty body; a plain response would keep it."""
+    from rest_framework.response import Response
+
+    from stealth_sessions.api.views import SessionViewSet
+
+    assert type(_negotiated(SessionViewSet).respond(None, 204)) is Response

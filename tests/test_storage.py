@@ -47,9 +47,7 @@ def test_after_the_first_transition_previous_is_none(service):
     assert service.get("u") == session
 
 
-def test_a_user_has_five_keys_and_only_current_previous_and_back_to_are_slugs(
-    service, redis_client
-):
+def test_a_users_keys_are_three_slugs_the_history_and_meta(service, redis_client):
     """What an operator finds with ``redis-cli --scan --pattern '*<id>*'``: the three slugs,
     the history and the app's own ``:meta`` (expiry mode, version and indexed slug)."""
     service.step_to("u", slug="hello->say_hello")
