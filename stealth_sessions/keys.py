@@ -1,76 +1,100 @@
 """Redis key names, built in this one place. Pure Python: no I/O.
 
 Every name starts with ``base``, the cache's ``make_key(KEY_NAMESPACE)`` (so the cache's
-KEY_PREFIX and VERSION apply). A user's keys wrap the user id, as given, in a hash tag::
+KEY_PREFIX and VERSION apply), then a hash tag naming the user's **shard**: CRC-32 of the
+UTF-8 user id, modulo ``SHARDS``. A user's keys and the index entries a write of theirs
+changes share that tag, so every script runs in one Redis Cluster slot; reads across users
+gather from the ``SHARDS`` shards. The layout is the same on a single Redis and on a Cluster::
 
-    <base>:{<user_id>}            current slug, e.g. "hello->say_hola"
-    <base>:{<user_id>}:previous   previous slug
-    <base>:{<user_id>}:back_to    back-to slug
-    <base>:{<user_id>}:history    latest transitions (a list of JSON arrays)
-    <base>:{<user_id>}:meta       internal: "<0|1><version>|<slug>": 1 if the keys carry an
-                                  expiry (0 if not), the write counter, and the slug the
-                                  indexes list the user under
-    <base>:{<user_id>}:lock       per-user lock
-    <base>:{<user_id>}:steps      pending scheduled steps: step id -> JSON record (no TTL)
-    <base>:{<user_id>}:step_outcomes  latest outcomes of scheduled steps (a list of JSON arrays)
+    <base>:{NN}:session:<user_id>        current slug, a plain string ("hello->say_hola")
+    <base>:{NN}:previous:<user_id>       previous slug (plain string)
+    <base>:{NN}:back_to:<user_id>        back-to slug (plain string)
+    <base>:{NN}:data:<user_id>           the app's own: version, last activity, history
+    <base>:{NN}:lock:<user_id>           per-user lock
+    <base>:{NN}:steps:<user_id>          pending scheduled steps: step id -> JSON record
+    <base>:{NN}:step_outcomes:<user_id>  latest outcomes of scheduled steps
 
-The suffixes hold no ``}``, so no user id can produce another user's key names, whatever it
-contains. The Lua scripts get the current key only and name the user's other keys from it
-(lua/prelude.lua ``user_keys`` mirrors USER_SUFFIXES). Indexes live under ``<base>:idx:``
-(user keys always have ``{`` there); the scheduled steps' sweep index is
-``<base>:idx:steps``, a ZSET of ``<step_id>:<user_id>`` scored by the time (ms) the sweep
-should next look at the step.
+    <base>:{NN}:sessions    the shard's users, by slug then newest activity (a lex ZSET)
+    <base>:{NN}:slugs       the slugs in use in the shard (a SET)
+    <base>:{NN}:codes       the shard's history dictionary (HASH, see lua/prelude.lua)
+    <base>:{NN}:due         the shard's scheduled steps by sweep time (ZSET)
+
+The kind of key comes before the user id, so no user id, whatever it holds, names another
+user's key. ``data``'s format and the index members are documented in lua/prelude.lua.
 """
 
 from __future__ import annotations
 
-USER_SUFFIXES = ("", ":previous", ":back_to", ":history", ":meta")
+import zlib
+from dataclasses import dataclass
+
+SHARDS = 64
+"""Fixed: part of the key layout (changing it would mean re-keying every user)."""
+
+
+def shard_of(user_id: str) -> int:
+    return zlib.crc32(user_id.encode()) % SHARDS
+
+
+@dataclass(frozen=True, slots=True)
+class ShardKeys:
+    """The keys one shard holds for every user in it."""
+
+    tag: str
+    sessions: str
+    slugs: str
+    codes: str
+    due: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserKeys:
+    """One user's keys, and their shard's."""
+
+    user_id: str
+    shard: ShardKeys
+    session: str
+    previous: str
+    back_to: str
+    data: str
+    lock: str
+    steps: str
+    step_outcomes: str
 
 
 class KeySpace:
-    __slots__ = ("base", "user_prefix", "index_prefix")
+    __slots__ = ("base", "shards")
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.user_prefix = base + ":{"
-        self.index_prefix = base + ":idx:"
+        self.shards = tuple(self._shard(n) for n in range(SHARDS))
 
-    def user_keys(self, user_id: str) -> tuple[str, ...]:
-        """All the user's session keys, current first (not the lock or scheduled steps)."""
-        k = f"{self.user_prefix}{user_id}}}"
-        return tuple(k + suffix for suffix in USER_SUFFIXES)
+    def _shard(self, n: int) -> ShardKeys:
+        tag = f"{self.base}:{{{n:02d}}}"
+        return ShardKeys(tag, f"{tag}:sessions", f"{tag}:slugs", f"{tag}:codes", f"{tag}:due")
 
-    def current(self, user_id: str) -> str:
-        return f"{self.user_prefix}{user_id}}}"
+    def user(self, user_id: str) -> UserKeys:
+        shard = self.shards[shard_of(user_id)]
+        tag = shard.tag
+        return UserKeys(
+            user_id,
+            shard,
+            f"{tag}:session:{user_id}",
+            f"{tag}:previous:{user_id}",
+            f"{tag}:back_to:{user_id}",
+            f"{tag}:data:{user_id}",
+            f"{tag}:lock:{user_id}",
+            f"{tag}:steps:{user_id}",
+            f"{tag}:step_outcomes:{user_id}",
+        )
 
     def session_keys(self, user_id: str) -> tuple[str, str, str, str]:
-        """What a read needs, in the order the store reads it: current, previous, back_to,
-        meta (lua/prelude.lua ``read_user`` mirrors it)."""
-        k = f"{self.user_prefix}{user_id}}}"
-        return (k, k + ":previous", k + ":back_to", k + ":meta")
-
-    def history(self, user_id: str) -> str:
-        return f"{self.user_prefix}{user_id}}}:history"
-
-    def lock(self, user_id: str) -> str:
-        return f"{self.user_prefix}{user_id}}}:lock"
-
-    def index(self, name: str) -> str:
-        return self.index_prefix + name
-
-    # -- scheduled steps (never given a TTL: they must outlive the session) ----------------
-
-    def steps(self, user_id: str) -> str:
-        return f"{self.user_prefix}{user_id}}}:steps"
-
-    def step_outcomes(self, user_id: str) -> str:
-        return f"{self.user_prefix}{user_id}}}:step_outcomes"
-
-    @property
-    def steps_index(self) -> str:
-        return self.index_prefix + "steps"
-
-    @staticmethod
-    def step_member(user_id: str, step_id: str) -> str:
-        """The sweep index member; step ids hold no ``:``, so it splits back unambiguously."""
-        return f"{step_id}:{user_id}"
+        """What a read needs, in the order the store reads it: session, previous, back_to,
+        data (the hot path of get: one MGET)."""
+        tag = self.shards[shard_of(user_id)].tag
+        return (
+            f"{tag}:session:{user_id}",
+            f"{tag}:previous:{user_id}",
+            f"{tag}:back_to:{user_id}",
+            f"{tag}:data:{user_id}",
+        )

@@ -23,21 +23,18 @@ from .exceptions import (
 )
 from .flows import FlowMap
 from .slugs import parse, slugify
-from .steps import ScheduledSteps, _StepNotApplied, load_scheduler
-from .store import (
-    CONFLICT,
-    NO_SESSION,
-    SLID,
-    STEP_DROPPED,
-    STEP_GONE,
-    UNCHANGED,
-    RedisStore,
-    Row,
-    decode,
-    from_cache,
-)
+from .steps import ScheduledSteps, StepNotApplied, load_scheduler
+from .store import RedisStore, Status, Stored, Written, decode, from_cache, now_ms
 from .users import validate_user_id
-from .values import ScheduledStep, Session, Transition, from_ms
+from .values import (
+    BulkOutcome,
+    ListedSession,
+    ScheduledStep,
+    Session,
+    StepOutcome,
+    Transition,
+    from_ms,
+)
 
 if TYPE_CHECKING:
     from .scheduling.base import StepScheduler
@@ -52,10 +49,14 @@ __all__ = [
 ]
 
 
-class SessionService(ScheduledSteps, Browsing, BulkOperations):
+class SessionService:
     """Stealth's session model over Redis. Methods take ``user_id`` first; targets are given as
     exactly one of ``slug=``, ``flow=`` (optionally with ``state=``), ``state=`` alone (stays in
-    the current flow) or ``session=``."""
+    the current flow) or ``session=``.
+
+    Composed of collaborators, each a public attribute: ``browsing`` (counts and pages),
+    ``scheduled`` (scheduled steps) and ``bulk`` (operators' bulk changes); their methods are
+    also the service's own."""
 
     def __init__(
         self,
@@ -71,50 +72,58 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         step_outcomes_ttl: int = 30 * 24 * 3600,
     ) -> None:
         self.store = store
-        self.scheduler = scheduler
-        self.step_outcomes_length = step_outcomes_length
-        self.step_outcomes_ttl = step_outcomes_ttl
         self.flow_map = flow_map
-        self._slugs: dict[bytes, tuple[str, str | None, str | None, str | None]] = {}
-        self._slugs_generation = -1
         self.ttl = ttl
         self._ttl_ms = ttl * 1000 if ttl else None
         self.history_length = history_length
         self.lock_timeout = lock_timeout
         self.conflict_retries = conflict_retries
-        # Bumped by every scheduling or cancelling call: tells a write whose scheduled_out was
-        # read in its script whether a post_transition action changed the steps since.
-        self._steps_changes = 0
+        self._slugs: dict[bytes, tuple[str, str | None, str | None, str | None]] = {}
+        self._slugs_generation = -1
+        self.browsing = Browsing(store, self._session, self._ttl_ms)
+        self.scheduled = ScheduledSteps(
+            self,
+            store,
+            scheduler,
+            outcomes_length=step_outcomes_length,
+            outcomes_ttl=step_outcomes_ttl,
+        )
+        self.bulk = BulkOperations(self)
+
+    @property
+    def scheduler(self) -> StepScheduler | None:
+        return self.scheduled.scheduler
 
     # -- reading -------------------------------------------------------------------------
 
     def get(self, user_id: str) -> Session | None:
         """The user's session, or None; slides the expiry of all the user's keys together.
         A session left on a state that now redirects (renamed in a deploy) is moved on."""
-        row = self.store.read(validate_user_id(user_id), self._ttl_ms, True)
-        if row is None:
+        stored = self.store.read(validate_user_id(user_id), self._ttl_ms, True)
+        if stored is None:
             return None
-        session = self._session(user_id, row)
-        landing = self._stored_slug(row[1])[3]
+        session = self._session(user_id, stored)
+        landing = self._stored_slug(stored.current)[3]
         if landing is not None and landing != session.slug:
             return self._redirect(session, landing)
         return session
 
     def get_with_scheduled(self, user_id: str) -> tuple[Session | None, list[ScheduledStep]]:
-        """``(get(user_id), scheduled_steps(user_id))`` in one round trip."""
-        row, records = self.store.read_with_steps(validate_user_id(user_id), self._ttl_ms, True)
-        if row is None:
-            return None, self._scheduled_list(user_id, records)
-        session = self._session(user_id, row)
-        landing = self._stored_slug(row[1])[3]
+        """``(get(user_id), scheduled_steps(user_id))``, in one round trip when it can."""
+        stored, records = self.store.read_with_steps(validate_user_id(user_id), self._ttl_ms)
+        steps = self.scheduled.from_records(user_id, records)
+        if stored is None:
+            return None, steps
+        session = self._session(user_id, stored)
+        landing = self._stored_slug(stored.current)[3]
         if landing is not None and landing != session.slug:
             return self._redirect(session, landing), self.scheduled_steps(user_id)
-        return session, self._scheduled_list(user_id, records)
+        return session, steps
 
     def peek(self, user_id: str) -> Session | None:
         """The user's session, or None, without touching expiry or indexes (for admin screens)."""
-        row = self.store.read(validate_user_id(user_id), None, False)
-        return None if row is None else self._session(user_id, row)
+        stored = self.store.read(validate_user_id(user_id), None, False)
+        return None if stored is None else self._session(user_id, stored)
 
     def history(self, user_id: str, limit: int = 50) -> list[Transition]:
         """The latest transitions, newest first (at most HISTORY_LENGTH are kept)."""
@@ -122,14 +131,8 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         if limit < 1:
             return []
         return [
-            Transition(
-                at=from_ms(entry[0]),
-                source=entry[2] or None,
-                target=entry[3],
-                method=entry[1],
-                origin=entry[4] if len(entry) > 4 else "code",  # older entries: no origin
-            )
-            for entry in self.store.history(validate_user_id(user_id), limit)
+            Transition(e.at_ms and from_ms(e.at_ms), e.source, e.target, e.method, e.origin)
+            for e in self.store.history(validate_user_id(user_id), limit)
         ]
 
     # -- transitions ---------------------------------------------------------------------
@@ -143,15 +146,10 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         state: str | None = None,
         session: Session | None = None,
         expected_version: int | None = None,
-        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
-        """Move the user and run the target state's action (``run_action=True``).
-        ``scheduled_out``: a list, filled with the user's pending steps read
-        in the same round trip (as ``scheduled_steps()``)."""
+        """Move the user and run the target state's action (``run_action=True``)."""
         if slug is not None and flow is state is session is None:
-            return self._to_slug(
-                user_id, slug, "step_to", True, False, expected_version, scheduled_out
-            )
+            return self._to_slug(user_id, slug, "step_to", True, False, expected_version)
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -160,7 +158,6 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
             update=False,
             expected_version=expected_version,
             needs_current=state is not None and flow is None,
-            scheduled_out=scheduled_out,
         )
 
     def update_session_to(
@@ -172,14 +169,10 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         state: str | None = None,
         session: Session | None = None,
         expected_version: int | None = None,
-        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
-        """Move the user without running the target state's action (``run_action=False``).
-        ``scheduled_out``: as ``step_to``."""
+        """Move the user without running the target state's action (``run_action=False``)."""
         if slug is not None and flow is state is session is None:
-            return self._to_slug(
-                user_id, slug, "update_session_to", False, True, expected_version, scheduled_out
-            )
+            return self._to_slug(user_id, slug, "update_session_to", False, True, expected_version)
         return self._transition(
             user_id,
             self._target_resolver(slug, flow, state, session),
@@ -188,18 +181,10 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
             update=True,
             expected_version=expected_version,
             needs_current=state is not None and flow is None,
-            scheduled_out=scheduled_out,
         )
 
-    def step_back(
-        self,
-        user_id: str,
-        *,
-        expected_version: int | None = None,
-        scheduled_out: list[ScheduledStep] | None = None,
-    ) -> Session:
-        """Step to the stored back-to session (which stays in place). ``scheduled_out``: as
-        ``step_to``."""
+    def step_back(self, user_id: str, *, expected_version: int | None = None) -> Session:
+        """Step to the stored back-to session (which stays in place)."""
 
         def back_to(current: Session | None) -> str:
             if current is None or current.back_to is None:
@@ -214,7 +199,6 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
             update=False,
             expected_version=expected_version,
             needs_current=True,
-            scheduled_out=scheduled_out,
         )
 
     def set_back_to(
@@ -226,10 +210,8 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         state: str | None = None,
         session: Session | None = None,
         expected_version: int | None = None,
-        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
-        """Store the session ``step_back`` returns to. Not a transition: no signals, no history.
-        ``scheduled_out``: as ``step_to``."""
+        """Store the session ``step_back`` returns to. Not a transition: no signals, no history."""
         validate_user_id(user_id)
         resolve = self._target_resolver(slug, flow, state, session)
         if state is not None and flow is None:
@@ -239,36 +221,31 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
                 expected_version = current.version
         else:
             target = resolve(None)
-        row = self.store.set_back_to(
-            user_id,
-            target,
-            expected_version=expected_version,
-            ttl_ms=self._ttl_ms,
-            with_steps=scheduled_out is not None,
+        written = self.store.set_back_to(
+            user_id, target, expected_version=expected_version, ttl_ms=self._ttl_ms
         )
-        if len(row) > 6:
-            scheduled_out[:] = self._scheduled_list(user_id, row.pop())  # type: ignore[index]
-        if row[0] == NO_SESSION:
+        if written.status is Status.NO_SESSION:
             raise InvalidStateTransition(f"User {user_id!r} has no session to set a back-to on")
-        if row[0] == CONFLICT:
-            raise SessionConflict(user_id, expected_version, row[1])  # type: ignore[arg-type]
-        return self._session(user_id, row)
+        if written.status is Status.CONFLICT:
+            raise SessionConflict(user_id, expected_version, written.version)  # type: ignore[arg-type]
+        return self._session(user_id, written.session)  # type: ignore[arg-type]
 
     def reset(self, user_id: str, *, expected_version: int | None = None) -> bool:
-        """Remove the user's session, previous, back-to and history. True if there was one."""
-        row, cancelled = self.store.reset(
+        """Remove the user's session, previous, back-to and history, and cancel their
+        scheduled steps. True if there was a session."""
+        written, cancelled = self.store.reset(
             validate_user_id(user_id),
             expected_version=expected_version,
-            keep=self.step_outcomes_length,
-            ttl_ms=self.step_outcomes_ttl * 1000,
+            keep=self.scheduled.outcomes_length,
+            ttl_ms=self.scheduled.outcomes_ttl * 1000,
         )
-        if row[0] == CONFLICT:
-            raise SessionConflict(user_id, expected_version, row[1])  # type: ignore[arg-type]
-        self._announce_cancelled(user_id, cancelled)
-        if row[0] == UNCHANGED:
+        if written.status is Status.CONFLICT:
+            raise SessionConflict(user_id, expected_version, written.version)  # type: ignore[arg-type]
+        self.scheduled.announce_cancelled(user_id, cancelled)
+        if written.session is None:
             return False
         signals.session_reset.send(
-            sender=SessionService, user_id=user_id, session=self._session(user_id, row)
+            sender=SessionService, user_id=user_id, session=self._session(user_id, written.session)
         )
         return True
 
@@ -290,20 +267,68 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
     def is_locked(self, user_id: str) -> bool:
         return self.store.is_locked(validate_user_id(user_id))
 
+    # -- the collaborators' methods, on the service ---------------------------------------
+
+    def count_by_state(self) -> dict[str, int]:
+        return self.browsing.count_by_state()
+
+    def browse(self, *args: Any, **kwargs: Any) -> tuple[list[ListedSession], str | None]:
+        return self.browsing.browse(*args, **kwargs)
+
+    def list_sessions(self, *args: Any, **kwargs: Any) -> tuple[list[Session], str | None]:
+        return self.browsing.list_sessions(*args, **kwargs)
+
+    def purge_expired(self) -> int:
+        """Drop the users whose session expired from the indexes (see Browsing.purge)."""
+        return self.browsing.purge_expired()
+
+    def reset_many(self, user_ids: Any) -> BulkOutcome:
+        return self.bulk.reset_many(user_ids)
+
+    def reset_state(self, slug: str) -> BulkOutcome:
+        return self.bulk.reset_state(slug)
+
+    def move_state(self, slug: str, target: str, *, run_action: bool = False) -> BulkOutcome:
+        return self.bulk.move_state(slug, target, run_action=run_action)
+
+    def step_to_in(self, user_id: str, delay: Any, **kwargs: Any) -> ScheduledStep:
+        return self.scheduled.step_to_in(user_id, delay, **kwargs)
+
+    def step_to_at(self, user_id: str, when: Any, **kwargs: Any) -> ScheduledStep:
+        return self.scheduled.step_to_at(user_id, when, **kwargs)
+
+    def scheduled_steps(self, user_id: str) -> list[ScheduledStep]:
+        return self.scheduled.scheduled_steps(user_id)
+
+    def cancel_scheduled(self, user_id: str, step_id: str | None = None) -> int:
+        return self.scheduled.cancel_scheduled(user_id, step_id)
+
+    def scheduled_step_outcomes(self, user_id: str, limit: int = 20) -> list[StepOutcome]:
+        return self.scheduled.scheduled_step_outcomes(user_id, limit)
+
+    def run_scheduled_step(self, user_id: str, step_id: str) -> str:
+        return self.scheduled.run_scheduled_step(user_id, step_id)
+
+    def sweep_scheduled(self, grace: float, *, batch: int = 1000) -> int:
+        return self.scheduled.sweep_scheduled(grace, batch=batch)
+
     # -- internals -----------------------------------------------------------------------
 
-    def _session(self, user_id: str, row: Row) -> Session:
-        _, cur, prev, back, version, pttl = row
-        slug, flow, state, _landing = self._stored_slug(cur)
+    def _session(self, user_id: str, stored: Stored) -> Session:
+        slug, flow, state, _landing = self._stored_slug(stored.current)
+        ttl = None
+        if self._ttl_ms is not None and stored.activity_ms is not None:
+            left = stored.activity_ms + self._ttl_ms - now_ms()
+            ttl = max(0, -(-left // 1000))
         return Session(  # positional: twice as fast as keywords, and this is the hot path
             user_id,
             slug,
             flow,
             state,
-            None if prev is None else prev.decode("utf-8", "replace"),
-            None if back is None else back.decode("utf-8", "replace"),
-            version,
-            None if pttl < 0 else -(-pttl // 1000),
+            decode(stored.previous),
+            decode(stored.back_to),
+            stored.version,
+            ttl,
         )
 
     def _stored_slug(self, raw: bytes) -> tuple[str, str | None, str | None, str | None]:
@@ -395,15 +420,15 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         expected_version: int | None,
         needs_current: bool,
         step: tuple[str, bool, str | None] | None = None,
-        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
+        """The one write path of transitions. Raises StepNotApplied when ``step`` (a scheduled
+        step firing) was not applied."""
         validate_user_id(user_id)
-        out = scheduled_out
         if not needs_current and not signals.pre_transition.has_listeners(SessionService):
             # The fast path: one round trip; the script knows the source.
             target = resolve(None)
-            row = self._write(user_id, target, update, expected_version, method, step, out)
-            return self._after(user_id, row, target, method, run_action, expected_version, out)
+            written = self._write(user_id, target, update, expected_version, method, step)
+            return self._after(user_id, written, target, method, run_action, expected_version)
         # Read first (the target or pre_transition's source needs it), then write only if the
         # version is still the one read; on a race, read again.
         for _ in range(self.conflict_retries):
@@ -414,8 +439,6 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
             target = resolve(current)
             source = None if current is None else current.slug
             if update and source == target:
-                if out is not None:
-                    out[:] = self.scheduled_steps(user_id)
                 return current  # type: ignore[return-value]
             signals.pre_transition.send(
                 sender=SessionService,
@@ -425,10 +448,10 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
                 method=method,
                 run_action=run_action,
             )
-            row = self._write(user_id, target, update, version, method, step, out)
-            if row[0] != CONFLICT:
-                return self._after(user_id, row, target, method, run_action, version, out)
-        raise SessionConflict(user_id, version, row[1])
+            written = self._write(user_id, target, update, version, method, step)
+            if written.status is not Status.CONFLICT:
+                return self._after(user_id, written, target, method, run_action, version)
+        raise SessionConflict(user_id, version, written.version)
 
     def _to_slug(
         self,
@@ -438,7 +461,6 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         run_action: bool,
         update: bool,
         expected_version: int | None,
-        scheduled_out: list[ScheduledStep] | None,
     ) -> Session:
         """The hot path of step_to/update_session_to: a slug target and no pre_transition
         receiver make one store call, with as little Python around it as can be."""
@@ -453,12 +475,9 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
                 update=update,
                 expected_version=expected_version,
                 needs_current=False,
-                scheduled_out=scheduled_out,
             )
-        row = self._write(user_id, target, update, expected_version, method, None, scheduled_out)
-        return self._after(
-            user_id, row, target, method, run_action, expected_version, scheduled_out
-        )
+        written = self._write(user_id, target, update, expected_version, method)
+        return self._after(user_id, written, target, method, run_action, expected_version)
 
     def _write(
         self,
@@ -468,9 +487,8 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
         expected: int | None,
         method: str,
         step: tuple[str, bool, str | None] | None = None,
-        scheduled_out: list[ScheduledStep] | None = None,
-    ) -> Row:
-        row = self.store.transition(
+    ) -> Written:
+        return self.store.transition(
             user_id,
             target,
             update=update,
@@ -480,45 +498,34 @@ class SessionService(ScheduledSteps, Browsing, BulkOperations):
             history_length=self.history_length,
             origin=current_origin(),
             step=step,
-            with_steps=scheduled_out is not None,
         )
-        if len(row) > 6:
-            scheduled_out[:] = self._scheduled_list(user_id, row.pop())  # type: ignore[index]
-        return row
 
     def _after(
         self,
         user_id: str,
-        row: Row,
+        written: Written,
         target: str,
         method: str,
         run_action: bool,
         expected_version: int | None,
-        scheduled_out: list[ScheduledStep] | None = None,
     ) -> Session:
-        status = row[0]
-        if status == CONFLICT:
-            raise SessionConflict(user_id, expected_version, row[1])  # type: ignore[arg-type]
-        if status in (STEP_GONE, STEP_DROPPED):
-            raise _StepNotApplied(status, decode(row[1]) if len(row) > 1 else None)
-        session = self._session(user_id, row)
-        if status == UNCHANGED:
+        status = written.status
+        if status is Status.CONFLICT:
+            raise SessionConflict(user_id, expected_version, written.version)  # type: ignore[arg-type]
+        if status is Status.STEP_GONE or status is Status.STEP_DROPPED:
+            raise StepNotApplied(status is Status.STEP_DROPPED, written.current)
+        session = self._session(user_id, written.session)  # type: ignore[arg-type]
+        if status is Status.UNCHANGED:
             return session
-        source = session.slug if status == SLID else session.previous
-        changes = self._steps_changes
         signals.post_transition.send(
             sender=SessionService,
             user_id=user_id,
-            source=source,
+            source=session.slug if status is Status.SLID else session.previous,
             target=target,
             method=method,
             run_action=run_action,
             session=session,
         )
-        if scheduled_out is not None and self._steps_changes != changes:
-            # An action (an on_enter, say) scheduled or cancelled steps after the script read
-            # them: read them again.
-            scheduled_out[:] = self.scheduled_steps(user_id)
         return session
 
     def _redirect(self, session: Session, target: str) -> Session:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -30,12 +29,13 @@ from .exceptions import (
     SessionStoreUnavailable,
     StealthSessionsError,
 )
-from .store import STEP_DROPPED, RedisStore
+from .store import RedisStore
 from .users import validate_user_id
 from .values import ScheduledStep, Session, StepOutcome, from_ms, to_ms
 
 if TYPE_CHECKING:
     from .scheduling.base import StepScheduler
+    from .service import SessionService
 
 logger = logging.getLogger("stealth_sessions.scheduling")
 
@@ -46,14 +46,15 @@ APPLIED, DROPPED, FAILED, CANCELLED, GONE, EARLY = (
 _STEP_ID = re.compile(r"[0-9a-f]{32}")
 
 
-class _StepNotApplied(Exception):
-    """transition.lua refused a scheduled step: STEP_GONE or STEP_DROPPED (``current``: the
-    user's slug then). Internal: run_scheduled_step turns it into an outcome."""
+class StepNotApplied(Exception):
+    """The write refused a scheduled step: already applied or cancelled, or ``dropped``
+    (if_unchanged, and the user moved on: ``current`` is their slug). Raised by the service's
+    write path; run_scheduled_step turns it into an outcome."""
 
-    def __init__(self, status: int, current: str | None) -> None:
-        self.status = status
+    def __init__(self, dropped: bool, current: str | None) -> None:
+        self.dropped = dropped
         self.current = current
-        super().__init__(status, current)
+        super().__init__(dropped, current)
 
 
 def load_scheduler(path: str | None) -> StepScheduler | None:
@@ -69,27 +70,24 @@ def load_scheduler(path: str | None) -> StepScheduler | None:
     return scheduler_class()
 
 
-def _sender() -> type:
-    """Signals are sent with ``sender=_sender()`` (public API), which imports this module."""
-    from .service import SessionService
-
-    return SessionService
-
-
 class ScheduledSteps:
-    """Mixed into SessionService: its scheduled-steps methods."""
+    """The service's scheduled-steps methods. Transitions go through the service's write
+    path; signals are sent with ``sender=type(service)`` (SessionService)."""
 
-    store: RedisStore
-    scheduler: StepScheduler | None
-    step_outcomes_length: int
-    step_outcomes_ttl: int
-    _steps_changes: int
-
-    if TYPE_CHECKING:  # provided by SessionService
-        _transition: Callable[..., Session]
-        _target_resolver: Callable[..., Callable[[Session | None], str]]
-        _checked: Callable[[str], str]
-        peek: Callable[[str], Session | None]
+    def __init__(
+        self,
+        service: SessionService,
+        store: RedisStore,
+        scheduler: StepScheduler | None,
+        *,
+        outcomes_length: int,
+        outcomes_ttl: int,
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.scheduler = scheduler
+        self.outcomes_length = outcomes_length
+        self.outcomes_ttl = outcomes_ttl
 
     def step_to_in(
         self,
@@ -147,7 +145,7 @@ class ScheduledSteps:
 
     def scheduled_steps(self, user_id: str) -> list[ScheduledStep]:
         """The user's pending steps, soonest first."""
-        return self._scheduled_list(user_id, self.store.steps(validate_user_id(user_id)))
+        return self.from_records(user_id, self.store.steps(validate_user_id(user_id)))
 
     def cancel_scheduled(self, user_id: str, step_id: str | None = None) -> int:
         """Cancel one pending step (``step_id``) or all of the user's; returns how many were
@@ -193,13 +191,13 @@ class ScheduledSteps:
             return EARLY
         try:
             # Validated again: the flow map may have changed since the step was scheduled.
-            target = self._checked(step.target)
+            target = self.service._checked(step.target)
         except StealthSessionsError as exc:
             self._remove_step(step, FAILED, f"Target {step.target!r} is no longer valid: {exc}")
             return FAILED
         try:
             with origin("scheduler"):
-                self._transition(
+                self.service._transition(
                     user_id,
                     lambda current: target,
                     method=step.method,
@@ -209,8 +207,8 @@ class ScheduledSteps:
                     needs_current=False,
                     step=(step.id, step.if_unchanged, step.source),
                 )
-        except _StepNotApplied as exc:
-            if exc.status != STEP_DROPPED:
+        except StepNotApplied as exc:
+            if not exc.dropped:
                 return GONE  # applied or cancelled by someone else meanwhile
             self._record_outcome(
                 step,
@@ -264,8 +262,8 @@ class ScheduledSteps:
                 "'stealth_sessions.scheduling.rq_engine.RQStepScheduler')"
             )
         slug, flow, state, session = target_args
-        resolve = self._target_resolver(slug, flow, state, session)
-        target = resolve(self.peek(user_id) if state is not None and flow is None else None)
+        resolve = self.service._target_resolver(slug, flow, state, session)
+        target = resolve(self.service.peek(user_id) if state is not None and flow is None else None)
         now = to_ms(timezone.now())
         due_ms = to_ms(due)
         step_id = uuid4().hex
@@ -280,7 +278,6 @@ class ScheduledSteps:
             # A step due in the past fires promptly: the sweep waits a grace from now.
             sweep_after_ms=max(due_ms, now),
         )
-        self._steps_changes += 1
         step = ScheduledStep(
             id=step_id,
             user_id=user_id,
@@ -292,7 +289,7 @@ class ScheduledSteps:
             source=source,
         )
         self._hand_off(step)
-        signals.step_scheduled.send(sender=_sender(), user_id=user_id, step=step)
+        signals.step_scheduled.send(sender=type(self.service), user_id=user_id, step=step)
         return step
 
     def _hand_off(self, step: ScheduledStep) -> None:
@@ -307,22 +304,21 @@ class ScheduledSteps:
     ) -> dict[str, dict[str, Any]]:
         """Remove pending steps (none given: all the user's), recording the outcome; returns
         the records of those this call removed."""
-        self._steps_changes += 1
         return self.store.remove_steps(
             user_id,
             step_ids,
             now_ms=to_ms(timezone.now()),
             outcome=outcome,
             reason=reason,
-            keep=self.step_outcomes_length,
-            ttl_ms=self.step_outcomes_ttl * 1000,
+            keep=self.outcomes_length,
+            ttl_ms=self.outcomes_ttl * 1000,
         )
 
     def _cancel_steps(self, user_id: str, step_ids: tuple[str, ...], *, reason: str) -> int:
         removed = self._remove_steps(user_id, step_ids, CANCELLED, reason)
-        return self._announce_cancelled(user_id, removed)
+        return self.announce_cancelled(user_id, removed)
 
-    def _announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> int:
+    def announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> int:
         """Tell the engine (best effort) and the receivers about steps removed as cancelled."""
         for step_id, record in removed.items():
             step = self._scheduled_step(user_id, step_id, record)
@@ -332,7 +328,9 @@ class ScheduledSteps:
                 except Exception:
                     # Harmless: a job delivered after the cancel finds no step and does nothing.
                     logger.exception("Could not cancel the engine job of step %s", step.id)
-            signals.scheduled_step_cancelled.send(sender=_sender(), user_id=user_id, step=step)
+            signals.scheduled_step_cancelled.send(
+                sender=type(self.service), user_id=user_id, step=step
+            )
         return len(removed)
 
     def _remove_step(self, step: ScheduledStep, outcome: str, reason: str) -> bool:
@@ -346,13 +344,11 @@ class ScheduledSteps:
         self.store.record_step_outcome(
             step.user_id,
             (to_ms(timezone.now()), step.id, step.target, outcome, reason),
-            keep=self.step_outcomes_length,
-            ttl_ms=self.step_outcomes_ttl * 1000,
+            keep=self.outcomes_length,
+            ttl_ms=self.outcomes_ttl * 1000,
         )
 
-    def _scheduled_list(
-        self, user_id: str, records: dict[str, dict[str, Any]]
-    ) -> list[ScheduledStep]:
+    def from_records(self, user_id: str, records: dict[str, dict[str, Any]]) -> list[ScheduledStep]:
         steps = [self._scheduled_step(user_id, sid, rec) for sid, rec in records.items()]
         return sorted(steps, key=lambda step: (step.due, step.created, step.id))
 

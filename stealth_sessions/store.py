@@ -1,142 +1,277 @@
-"""The only module that talks to Redis.
+"""The only module that talks to Redis (with cluster.py, which builds cluster clients).
 
-Every per-user write is one Lua script: atomic, one round trip. Redis errors are wrapped once,
-here, as SessionStoreUnavailable, so an outage can never read as "no session".
+Every per-user write is one Lua script: atomic, one round trip, all its keys in one Cluster
+slot (see keys.py). Reads across users gather from every shard in bounded calls. Redis errors
+are wrapped once, here, as SessionStoreUnavailable, so an outage can never read as "no
+session". Results are the named types below; the key and data layout is in keys.py and
+lua/prelude.lua.
 """
 
 from __future__ import annotations
 
-import hashlib
+import heapq
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
 from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
-from redis import Redis
-from redis.exceptions import LockError, LockNotOwnedError, NoScriptError, RedisError
+from redis.exceptions import (
+    LockError,
+    LockNotOwnedError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+)
 
 from .exceptions import SessionLocked, SessionStoreUnavailable
-from .keys import KeySpace
+from .keys import KeySpace, ShardKeys, UserKeys
 
-# Status codes returned by the scripts (see lua/*.lua).
-CONFLICT, UNCHANGED, SLID, WRITTEN, NO_SESSION = 0, 1, 2, 3, -1
-# transition.lua firing a scheduled step: already applied or cancelled; dropped (if_unchanged).
-STEP_GONE, STEP_DROPPED = -2, -3
-
-Row = list[Any]  # [status, current, previous, back_to, version, pttl] as the scripts return it
-
-
-class Script:
-    """A Lua script run with EVALSHA, loaded on first use (and again after SCRIPT FLUSH)."""
-
-    __slots__ = ("source", "sha")
-
-    def __init__(self, name: str) -> None:
-        lua = files(__package__).joinpath("lua")
-        self.source = lua.joinpath("prelude.lua").read_text() + lua.joinpath(name).read_text()
-        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
-
-    def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            # execute_command, not evalsha(): two Python frames fewer on every write.
-            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            client.script_load(self.source)
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-
-
-@cache
-def _scripts() -> dict[str, Script]:
-    names = ("read", "transition", "back_to", "reset", "count", "list")
-    return {name: Script(f"{name}.lua") for name in names}
-
-
-@contextmanager
-def translate_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except RedisError as exc:
-        raise SessionStoreUnavailable(f"Redis failed while {what}: {exc}") from exc
+REDIS_ERRORS = (RedisError, RedisClusterException)
+MAX_INV = (1 << 44) - 1
+"""Activity is stored inverted (MAX_INV - ms, 11 hex digits) so that newest sorts first."""
 
 
 def now_ms() -> int:
-    """Milliseconds since the epoch, by this process's clock (history times, expiry index)."""
+    """Milliseconds since the epoch, by this process's clock (activity, history times)."""
     return int(time.time() * 1000)
+
+
+def inverted(ms: int) -> str:
+    return f"{MAX_INV - ms:011x}"
+
+
+def activity_of(inv: bytes | str) -> int:
+    return MAX_INV - int(inv, 16)
 
 
 def decode(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
-class RedisStore:
-    """Raw session storage over a redis-py client. Knows keys and scripts, not flows or signals."""
+class Status(IntEnum):
+    """What a write did (the scripts' status codes)."""
 
-    def __init__(self, client: Redis, keys: KeySpace) -> None:
+    STEP_DROPPED = -3  # a scheduled step with if_unchanged: the user moved on
+    STEP_GONE = -2  # a scheduled step already applied or cancelled
+    NO_SESSION = -1
+    CONFLICT = 0  # the expected version was not the stored one
+    UNCHANGED = 1  # update_session_to the current slug: nothing done
+    SLID = 2  # step_to the current slug: expiry slid, nothing else written
+    WRITTEN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A session as stored. ``current``, ``previous``, ``back_to`` are raw bytes (anything
+    may have been set by hand); ``activity_ms``: the user's last activity (None if unknown)."""
+
+    current: bytes
+    previous: bytes | None
+    back_to: bytes | None
+    version: int
+    activity_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The result of a write: ``session`` after it (None on a conflict, without a session, or
+    when a scheduled step was not applied); ``version``: the stored version on a conflict;
+    ``current``: where the user is when an if_unchanged step was dropped."""
+
+    status: Status
+    session: Stored | None = None
+    version: int = 0
+    current: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A history entry as stored."""
+
+    at_ms: int
+    method: str
+    origin: str
+    source: str | None
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A row of a listing: the user, their session as stored, and pending steps."""
+
+    user_id: str
+    session: Stored
+    pending_steps: int
+    entry: tuple[str, str] | None  # (slug, inv) of the user's index entry, as data has it
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """A member of a shard's sessions index: ``<slug>|<inv>|<user id>``."""
+
+    slug: str
+    inv: str
+    user_id: str
+
+    @classmethod
+    def parse(cls, member: bytes) -> IndexEntry:
+        text = member.decode("utf-8", "replace")
+        slug, inv, user_id = text.split("|", 2)
+        return cls(slug, inv, user_id)
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.inv}|{self.user_id}"
+
+    @property
+    def order(self) -> tuple[str, bytes]:
+        """Redis's order of members within a slug: inv, then user id bytes."""
+        return self.inv, self.user_id.encode()
+
+
+# -- data values (see lua/prelude.lua) ------------------------------------------------------
+
+
+def parse_data(data: bytes | None) -> tuple[bytes, int, bytes, bytes | None] | None:
+    """``(mode, version, inv, indexed slug)`` of a data value; None if absent or unreadable
+    (a value written by hand is ignored, never an error)."""
+    if not data:
+        return None
+    head, sep, rest = data.partition(b"|")
+    length, sep2, after = rest[12:].partition(b"|")
+    if not (sep and sep2 and head[1:].isdigit() and length.isdigit() and head[:1] in b"01"):
+        return None
+    return head[:1], int(head[1:]), rest[:11], after[: int(length)]
+
+
+def index_slug(slug: bytes) -> str:
+    """The slug an index member names (lua/prelude.lua ``index_slug``)."""
+    if len(slug) > 200 or b"|" in slug or b"\n" in slug:
+        return "?"
+    return slug.decode("utf-8", "replace")
+
+
+def _stored(cur: bytes, prev: bytes | None, back: bytes | None, data: bytes | None) -> Stored:
+    meta = parse_data(data)
+    if meta is None:
+        return Stored(cur, prev, back, 0, None)
+    return Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+
+
+def _written(row: list[Any]) -> Written:
+    status = Status(row[0])
+    if status is Status.CONFLICT:
+        return Written(status, version=int(row[1]))
+    if status is Status.STEP_DROPPED:
+        return Written(status, current=decode(row[1] or None))
+    if status in (Status.STEP_GONE, Status.NO_SESSION):
+        return Written(status)
+    _, cur, prev, back, version, inv = row[:6]
+    return Written(
+        status, Stored(cur, prev or None, back or None, int(version), inv and activity_of(inv))
+    )
+
+
+# -- scripts --------------------------------------------------------------------------------
+
+SCRIPT_NAMES = (
+    "transition", "read", "back_to", "reset", "history", "count", "page", "expired", "purge",
+    "step_add", "step_remove", "step_sweep",
+)  # fmt: skip
+
+
+@cache
+def script_source(name: str) -> str:
+    lua = files(__package__).joinpath("lua")
+    return lua.joinpath("prelude.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
+
+
+class Scripts:
+    """The Lua scripts, registered with the client (redis-py loads them on NOSCRIPT)."""
+
+    def __init__(self, client: Any) -> None:
+        for name in SCRIPT_NAMES:
+            setattr(self, name, client.register_script(script_source(name)))
+
+    transition: Any
+    read: Any
+    back_to: Any
+    reset: Any
+    history: Any
+    count: Any
+    page: Any
+    expired: Any
+    purge: Any
+    step_add: Any
+    step_remove: Any
+    step_sweep: Any
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        raise SessionStoreUnavailable(f"Redis failed while {what}: {exc}") from exc
+
+
+@lru_cache(maxsize=1024)
+def _entry_ends(method: str, origin: str, target: str) -> tuple[str, str]:
+    """A history entry's JSON array before and after its source (see lua/transition.lua)."""
+    return f"[{json.dumps(method)},{json.dumps(origin)},", f",{json.dumps(target)}]"
+
+
+def _user_keys(k: UserKeys) -> tuple[str, ...]:
+    """KEYS 1-6 of the per-user scripts (lua/prelude.lua)."""
+    return (k.session, k.previous, k.back_to, k.data, k.shard.sessions, k.shard.slugs)
+
+
+class RedisStore:
+    """Raw session storage over a redis-py client (``Redis`` or ``RedisCluster``). Knows keys
+    and scripts, not flows or signals."""
+
+    def __init__(self, client: Any, keys: KeySpace) -> None:
         self.client = client
         self.keys = keys
-        scripts = _scripts()
-        self._read = scripts["read"]
-        self._transition = scripts["transition"]
-        self._back_to = scripts["back_to"]
-        self._reset = scripts["reset"]
-        self._count = scripts["count"]
-        self._list = scripts["list"]
-        self._ix = keys.index_prefix
-        self._settings_of: dict[tuple[int | None, int], bytes] = {}
+        self.scripts = Scripts(client)
 
-    def _settings(self, ttl_ms: int | None, history_length: int = 0) -> bytes:
-        """ARGV[1] of the per-user scripts (lua/prelude.lua ``settings``), made once."""
-        try:
-            return self._settings_of[ttl_ms, history_length]
-        except KeyError:
-            value = f"{ttl_ms or ''}|{history_length}|{self._ix}".encode()
-            return self._settings_of.setdefault((ttl_ms, history_length), value)
+    # -- one user ---------------------------------------------------------------------------
 
-    def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Row | None:
-        """The user's session row, or None. ``slide``: get (slides the expiry, re-indexes a
-        slug changed by hand); else peek (reads only)."""
+    def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Stored | None:
+        """The user's session, or None. ``slide`` (get): slides the expiry when due (at most
+        every ``slide_every(ttl_ms)``), indexes a slug set by hand and forgets a session that
+        expired; else (peek) reads only. The hot path is one MGET."""
         keys = self.keys.session_keys(user_id)
-        try:
-            if ttl_ms is None or not slide:
-                # The hot path: one MGET, no script.
-                answered, row = _answer(self.client.execute_command("MGET", *keys), slide)
-                if answered:
-                    return row
-            return self._read(
-                self.client,
-                keys[:1],
-                (self._settings(ttl_ms), now_ms(), "1" if slide else "0"),
-            )
-        except RedisError as exc:
-            raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
+        with translate_errors("reading a session"):
+            cur, prev, back, data = self.client.execute_command("MGET", *keys)
+            if not slide:
+                return None if cur is None else _stored(cur, prev, back, data)
+            if data is None and cur is None:
+                return None
+            if cur is not None and _settled(cur, data, ttl_ms):
+                return _stored(cur, prev, back, data)
+            k = self.keys.user(user_id)
+            row = self.scripts.read(_user_keys(k), (user_id, ttl_ms or "", inverted(now_ms())))
+        return None if row is None else _written(row).session
 
     def read_with_steps(
-        self, user_id: str, ttl_ms: int | None, slide: bool
-    ) -> tuple[Row | None, dict[str, dict[str, Any]]]:
-        """read() and steps() in one round trip (for the HTTP API, which shows both)."""
-        keys, steps_key = self.keys.session_keys(user_id), self.keys.steps(user_id)
-        try:
-            if ttl_ms is None or not slide:
-                # read()'s hot path, with HGETALL pipelined (not a transaction: no MULTI).
-                pipe = self.client.pipeline(transaction=False)
-                pipe.execute_command("MGET", *keys)
-                pipe.execute_command("HGETALL", steps_key)
-                values, raw = pipe.execute()
-                answered, row = _answer(values, slide)
-                if answered:
-                    return row, _records(raw)
-            row = self._read(
-                self.client,
-                (keys[0], steps_key),
-                (self._settings(ttl_ms), now_ms(), "1" if slide else "0"),
-            )
-        except RedisError as exc:
-            raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
-        steps = _records(row.pop())
-        return (None if row[0] == NO_SESSION else row), steps
+        self, user_id: str, ttl_ms: int | None
+    ) -> tuple[Stored | None, dict[str, dict[str, Any]]]:
+        """read(slide=True) and steps() in one round trip when no script must run."""
+        k = self.keys.user(user_id)
+        with translate_errors("reading a session"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.execute_command("MGET", k.session, k.previous, k.back_to, k.data)
+            pipe.execute_command("HGETALL", k.steps)
+            (cur, prev, back, data), raw = pipe.execute()
+        if cur is not None and _settled(cur, data, ttl_ms):
+            return _stored(cur, prev, back, data), _records(raw)
+        return self.read(user_id, ttl_ms, True), _records(raw)
 
     def transition(
         self,
@@ -150,114 +285,185 @@ class RedisStore:
         history_length: int,
         origin: str = "code",
         step: tuple[str, bool, str | None] | None = None,
-        with_steps: bool = False,
-    ) -> Row:
-        """``with_steps``: a row that is not a conflict gets the user's pending steps (as
-        steps() returns them) appended, read in the same script."""
+    ) -> Written:
+        """Move the user to ``target`` (see lua/transition.lua). ``step``: a scheduled step
+        firing, ``(step id, if_unchanged, source)``."""
+        k = self.keys.user(user_id)
         now = now_ms()
+        head, tail = _entry_ends(method, origin, target)
+        how = ("u" if update else "s") + ("" if expected_version is None else str(expected_version))
+        keys: tuple[str, ...] = (*_user_keys(k), k.shard.codes)
         args: tuple[Any, ...] = (
-            self._settings(ttl_ms, history_length),
-            now,
-            target,
-            ("u" if update else "s") + ("" if expected_version is None else str(expected_version)),
-            # The history entry [at, method, source, target, origin], but for its source.
-            f"[{now},{_json_string(method)},",
-            _entry_tail(target, origin),
-        )
-        if step is not None:  # a scheduled step firing: (step id, if_unchanged, source)
+            user_id, target, how, ttl_ms or "", history_length, inverted(now), f"{now:011x}",
+            head, tail,
+        )  # fmt: skip
+        if step is not None:
+            keys += (k.steps, k.shard.due)
             args += (step[0], "1" if step[1] else "0", step[2] or "")
-        k = self.keys.current(user_id)
-        try:
-            if not with_steps:
-                return self._transition(self.client, (k,), args)
-            row = self._transition(self.client, (k, self.keys.steps(user_id)), args)
-        except RedisError as exc:
-            raise SessionStoreUnavailable(f"Redis failed while writing a session: {exc}") from exc
-        if len(row) > 6:
-            row[6] = _records(row[6])
-        return row
+        with translate_errors("writing a session"):
+            return _written(self.scripts.transition(keys, args))
 
     def set_back_to(
-        self,
-        user_id: str,
-        target: str,
-        *,
-        expected_version: int | None,
-        ttl_ms: int | None,
-        with_steps: bool = False,
-    ) -> Row:
-        """``with_steps``: as transition()."""
+        self, user_id: str, target: str, *, expected_version: int | None, ttl_ms: int | None
+    ) -> Written:
+        k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
-        args = (self._settings(ttl_ms), now_ms(), target, expected)
-        k = self.keys.current(user_id)
-        keys = (k, self.keys.steps(user_id)) if with_steps else (k,)
+        args = (user_id, target, expected, ttl_ms or "", inverted(now_ms()))
         with translate_errors("writing a back-to session"):
-            row = self._back_to(self.client, keys, args)
-        if len(row) > 6:
-            row[6] = _records(row[6])
-        return row
+            return _written(self.scripts.back_to(_user_keys(k), args))
 
     def reset(
         self, user_id: str, *, expected_version: int | None, keep: int, ttl_ms: int
-    ) -> tuple[Row, dict[str, dict[str, Any]]]:
-        """Remove the user's session keys and cancel the user's scheduled steps, in one
-        script. Returns the removed session's row and the steps cancelled (``keep``,
-        ``ttl_ms``: of the outcomes list, as for remove_steps)."""
+    ) -> tuple[Written, dict[str, dict[str, Any]]]:
+        """Remove the user's session and cancel their scheduled steps, in one script. Returns
+        the removed session and the steps cancelled (``keep``, ``ttl_ms``: of the outcomes
+        list, as for remove_steps)."""
+        k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
-        args = (self._settings(None), now_ms(), expected, self.keys.steps_index, keep, ttl_ms)
+        keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes)
         with translate_errors("resetting a session"):
-            row = self._reset(self.client, (self.keys.current(user_id),), args)
-        return row[:6], _records(row[6]) if len(row) > 6 else {}
+            row = self.scripts.reset(keys, (user_id, expected, now_ms(), keep, ttl_ms))
+        if row[0] == Status.CONFLICT:
+            return _written(row), {}
+        if row[1] is None:
+            return Written(Status.UNCHANGED), _records(row[6])
+        return _written([Status.WRITTEN, *row[1:6]]), _records(row[6])
 
-    def history(self, user_id: str, limit: int) -> list[list[Any]]:
-        """``[at ms, method, source or False, target, origin]`` entries, newest first."""
+    def history(self, user_id: str, limit: int) -> list[Entry]:
+        """The latest entries, newest first."""
+        k = self.keys.user(user_id)
         with translate_errors("reading a session's history"):
-            raw = self.client.lrange(self.keys.history(user_id), 0, limit - 1)
-        # A source set by hand may be any bytes: decoded leniently, as slugs are.
+            entries, arrays = self.scripts.history((k.data, k.shard.codes), (limit,))
+        out = []
+        for entry, array in zip(entries, arrays):
+            # Anything set by hand may be any bytes: decoded leniently, as slugs are.
+            method, origin, source, target = json.loads(
+                (array or entry[11:]).decode("utf-8", "replace")
+            )
+            out.append(Entry(int(entry[:11], 16), method, origin, source or None, target))
+        return out
+
+    # -- many users: gathered from every shard, each call bounded ---------------------------
+
+    def _run_many(
+        self, script: Any, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run ``script`` once per ``(keys, args)``, pipelined in one round trip (on a cluster,
+        one per node)."""
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                # Not pipe.evalsha(): redis-py's cluster pipeline refuses it by that name.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            results = pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+                self.client.script_load(script.script)  # flushed, or a new node: load, retry
+                continue
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return list(results)
+        raise AssertionError("unreachable")
+
+    def _each_shard(
+        self, script: Any, keys: Callable[[ShardKeys], Sequence[str]], args: Sequence[Any]
+    ) -> list[Any]:
+        """Run ``script`` once per shard."""
+        return self._run_many(script, [(keys(shard), args) for shard in self.keys.shards])
+
+    def count_by_state(self, ttl_ms: int | None) -> dict[str, int]:
+        cut = "" if ttl_ms is None else inverted(now_ms() - ttl_ms)
+        counts: dict[str, int] = {}
+        with translate_errors("counting sessions"):
+            for flat in self._each_shard(self.scripts.count, _index_keys, (cut,)):
+                for i in range(0, len(flat), 2):
+                    slug = decode(flat[i]) or ""
+                    counts[slug] = counts.get(slug, 0) + int(flat[i + 1])
+        return counts
+
+    def page_by_activity(
+        self, scope: str, name: str, cursor: str | None, limit: int, ttl_ms: int | None
+    ) -> list[IndexEntry]:
+        """Up to ``limit`` index entries, newest activity first, after ``cursor`` (an
+        IndexEntry's), of every user (``scope`` "all"), a flow's or a slug's users."""
+        cut = "" if ttl_ms is None else inverted(now_ms() - ttl_ms)
+        args = (scope, name, cursor or "", limit, cut)
+        with translate_errors("listing sessions"):
+            parts = self._each_shard(self.scripts.page, _index_keys, args)
+        merged = heapq.merge(*([IndexEntry.parse(m) for m in p] for p in parts), key=_order)
+        return [entry for _, entry in zip(range(limit), merged)]
+
+    def scan_user_ids(
+        self, prefix: str, shard: int, cursor: int, count: int
+    ) -> tuple[list[IndexEntry], int]:
+        """One ZSCAN call over a shard's index: the entries of users whose id starts with
+        ``prefix`` among about ``count`` members, and the cursor to go on from (0: done)."""
+        pattern = "*|" + "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+        key = self.keys.shards[shard].sessions
+        with translate_errors("searching sessions"):
+            cursor, members = self.client.zscan(key, cursor, match=pattern, count=count)
+        entries = (IndexEntry.parse(member) for member, _ in members)
+        return [e for e in entries if e.user_id.startswith(prefix)], cursor
+
+    def rows(self, entries: Sequence[IndexEntry]) -> list[Listed | None]:
+        """For each index entry, the user's session as stored and pending step count, in one
+        pipelined round trip; None when the entry is stale (the user is gone, or listed under
+        another entry since)."""
+        rows = self._rows([e.user_id for e in entries])
         return [
-            json.loads(item.decode("utf-8", "replace") if isinstance(item, bytes) else item)
-            for item in raw
+            row if row is not None and row.entry == (entry.slug, entry.inv) else None
+            for entry, row in zip(entries, rows)
         ]
 
-    def count_by_state(self) -> dict[str, int]:
-        with translate_errors("counting sessions"):
-            flat = self._count(self.client, (), (self._ix, self.keys.user_prefix, now_ms()))
-        return {decode(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
+    def row(self, user_id: str) -> Listed | None:
+        return self._rows([user_id])[0]
 
-    def list_by_activity(
-        self, scope: str, name: str, cursor: tuple[int, str] | None, limit: int
-    ) -> list[Row]:
-        """Up to ``limit + 1`` rows, newest activity first, after ``cursor`` (score, user id).
-        ``scope``: "all", "flow" or "slug", ``name`` the flow or slug. Rows: ``[user_id,
-        current, previous, back_to, version, pttl, activity ms, pending steps]``."""
-        score, user_id = ("", "") if cursor is None else cursor
-        args = (self._ix, self.keys.user_prefix, now_ms(), limit, "activity", scope, name)
+    def _rows(self, user_ids: Sequence[str]) -> list[Listed | None]:
         with translate_errors("listing sessions"):
-            return self._list(self.client, (), (*args, score, user_id))[0]
+            pipe = self.client.pipeline(transaction=False)
+            for user_id in user_ids:
+                k = self.keys.user(user_id)
+                pipe.execute_command("MGET", k.session, k.previous, k.back_to, k.data)
+                pipe.execute_command("HLEN", k.steps)
+            replies = pipe.execute()
+        out: list[Listed | None] = []
+        for i, user_id in enumerate(user_ids):
+            (cur, prev, back, data), pending = replies[2 * i], replies[2 * i + 1]
+            if cur is None:
+                out.append(None)
+                continue
+            meta = parse_data(data)
+            entry = None if meta is None else (index_slug(meta[3]), meta[2].decode())
+            out.append(Listed(user_id, _stored(cur, prev, back, data), pending, entry))
+        return out
 
-    def list_by_user_id(
-        self,
-        lex_min: str,
-        lex_max: bytes | str,
-        limit: int,
-        want_slug: str,
-        want_flow: str,
-        budget: int,
-    ) -> tuple[list[Row], str | None]:
-        """Up to ``limit + 1`` rows (as list_by_activity's) in user id order, from a lex range
-        of the user index; examines at most ``budget`` users, and then also returns the last
-        user id examined, where the next call resumes."""
-        args = (self._ix, self.keys.user_prefix, now_ms(), limit, "prefix", lex_min, lex_max)
-        with translate_errors("listing sessions"):
-            rows, resume = self._list(self.client, (), (*args, want_slug, want_flow, budget))
-        return rows, decode(resume or None)
+    def purge_expired(self, ttl_ms: int, batch: int = 200) -> int:
+        """Drop from the indexes, in batches of ``batch`` users a shard, the users whose
+        session expired; returns how many. Each Redis call is bounded by ``batch``."""
+        purged = 0
+        for shard in self.keys.shards:
+            while True:
+                now = now_ms()
+                with translate_errors("purging expired sessions"):
+                    members = self.scripts.expired(
+                        _index_keys(shard), (inverted(now - ttl_ms), batch)
+                    )
+                    calls = []
+                    for member in members:
+                        user_id = IndexEntry.parse(member).user_id
+                        keys = _user_keys(self.keys.user(user_id))
+                        calls.append((keys, (user_id, member, ttl_ms, now)))
+                    purged += sum(self._run_many(self.scripts.purge, calls))
+                if len(members) < batch:
+                    break
+        return purged
 
-    # -- locks: redis-py's Lock (owner token, auto-release after timeout) -----------------
+    # -- locks: redis-py's Lock (owner token, auto-release after timeout) -------------------
 
     @contextmanager
     def lock(self, user_id: str, timeout: float, blocking_timeout: float | None) -> Iterator[None]:
         lock = self.client.lock(
-            self.keys.lock(user_id),
+            self.keys.user(user_id).lock,
             timeout=timeout,
             blocking_timeout=blocking_timeout,
             thread_local=False,
@@ -278,23 +484,23 @@ class RedisStore:
                     f"The lock on user {user_id!r} expired after {timeout}s, before it was "
                     "released: another worker may have taken it meanwhile"
                 ) from exc
-            except (LockError, RedisError) as exc:
+            except (LockError, *REDIS_ERRORS) as exc:
                 raise SessionStoreUnavailable(
                     f"Redis failed while releasing a lock: {exc}"
                 ) from exc
 
     def is_locked(self, user_id: str) -> bool:
         with translate_errors("reading a session lock"):
-            return bool(self.client.exists(self.keys.lock(user_id)))
+            return bool(self.client.exists(self.keys.user(user_id).lock))
 
     def ping(self) -> None:
         with translate_errors("pinging"):
             self.client.ping()
 
-    # -- scheduled steps ------------------------------------------------------------------
-    # A user's pending steps: the hash <user>:steps (step id -> JSON record), no TTL, plus the
-    # sweep index <base>:idx:steps. Outcomes: the bounded list <user>:step_outcomes. Firing
-    # goes through transition() with step=..., which takes the record atomically.
+    # -- scheduled steps --------------------------------------------------------------------
+    # A user's pending steps: the hash steps:<user> (step id -> JSON record), no TTL, plus the
+    # shard's sweep index due. Outcomes: the bounded list step_outcomes:<user>. Firing goes
+    # through transition() with step=..., which takes the record atomically.
 
     def add_step(
         self,
@@ -309,30 +515,23 @@ class RedisStore:
         sweep_after_ms: int,
     ) -> str | None:
         """Store a pending step; returns the user's current slug (its recorded source)."""
+        k = self.keys.user(user_id)
         args = (
-            self.keys.steps_index,
-            user_id,
-            step_id,
-            target,
-            due_ms,
-            created_ms,
-            "1" if if_unchanged else "0",
-            method,
+            user_id, step_id, target, due_ms, created_ms, "1" if if_unchanged else "0", method,
             sweep_after_ms,
-        )
-        script = _step_script("step_add")
+        )  # fmt: skip
         with translate_errors("scheduling a step"):
-            return decode(script(self.client, (self.keys.current(user_id),), args))
+            return decode(self.scripts.step_add((k.session, k.steps, k.shard.due), args))
 
     def steps(self, user_id: str) -> dict[str, dict[str, Any]]:
         """The user's pending steps: ``{step id: record}``."""
         with translate_errors("reading scheduled steps"):
-            raw = self.client.hgetall(self.keys.steps(user_id))
+            raw = self.client.hgetall(self.keys.user(user_id).steps)
         return _records(raw)
 
     def step(self, user_id: str, step_id: str) -> dict[str, Any] | None:
         with translate_errors("reading a scheduled step"):
-            raw = self.client.hget(self.keys.steps(user_id), step_id)
+            raw = self.client.hget(self.keys.user(user_id).steps, step_id)
         return None if raw is None else json.loads(raw)
 
     def steps_of(self, members: Sequence[tuple[str, str]]) -> list[dict[str, Any] | None]:
@@ -340,7 +539,7 @@ class RedisStore:
         with translate_errors("reading scheduled steps"):
             pipe = self.client.pipeline(transaction=False)
             for user_id, step_id in members:
-                pipe.hget(self.keys.steps(user_id), step_id)
+                pipe.hget(self.keys.user(user_id).steps, step_id)
             raw = pipe.execute()
         return [None if r is None else json.loads(r) for r in raw]
 
@@ -357,15 +556,16 @@ class RedisStore:
     ) -> dict[str, dict[str, Any]]:
         """Remove the given pending steps (none given: all), recording ``outcome``; returns
         those removed by this call (not those already gone)."""
-        args = (self.keys.steps_index, user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
+        k = self.keys.user(user_id)
+        args = (user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
         with translate_errors("removing scheduled steps"):
-            flat = _step_script("step_remove")(self.client, (self.keys.current(user_id),), args)
+            flat = self.scripts.step_remove((k.steps, k.shard.due, k.step_outcomes), args)
         return _records(flat)
 
     def record_step_outcome(
         self, user_id: str, entry: Sequence[Any], *, keep: int, ttl_ms: int
     ) -> None:
-        key = self.keys.step_outcomes(user_id)
+        key = self.keys.user(user_id).step_outcomes
         with translate_errors("recording a step outcome"):
             pipe = self.client.pipeline(transaction=True)
             pipe.lpush(key, json.dumps(list(entry)))
@@ -376,56 +576,62 @@ class RedisStore:
     def step_outcomes(self, user_id: str, limit: int) -> list[list[Any]]:
         """``[at ms, step id, target, outcome, reason]`` entries, newest first."""
         with translate_errors("reading step outcomes"):
-            raw = self.client.lrange(self.keys.step_outcomes(user_id), 0, limit - 1)
+            raw = self.client.lrange(self.keys.user(user_id).step_outcomes, 0, limit - 1)
         return [json.loads(item) for item in raw]
 
     def claim_overdue_steps(
         self, before_ms: int, next_look_ms: int, limit: int
     ) -> list[tuple[str, str]]:
         """For the sweep: ``(user_id, step_id)`` of indexed steps scored at or before
-        ``before_ms``, re-scored to ``next_look_ms`` so no other sweep claims them meanwhile."""
-        args = (self.keys.steps_index, before_ms, next_look_ms, limit)
+        ``before_ms``, at most ``limit`` a shard, re-scored to ``next_look_ms`` so no other
+        sweep claims them meanwhile."""
+        args = (before_ms, next_look_ms, limit)
         with translate_errors("sweeping scheduled steps"):
-            members = _step_script("step_sweep")(self.client, (), args)
+            parts = self._each_shard(self.scripts.step_sweep, lambda s: (s.due,), args)
         claimed = []
-        for member in members:
-            step_id, _, user_id = member.decode("utf-8", "replace").partition(":")
-            claimed.append((user_id, step_id))
+        for members in parts:
+            for member in members:
+                step_id, _, user_id = member.decode("utf-8", "replace").partition(":")
+                claimed.append((user_id, step_id))
         return claimed
 
     def forget_step(self, user_id: str, step_id: str) -> None:
         """Drop a sweep index entry whose step is gone (applied, cancelled, deleted by hand)."""
+        k = self.keys.user(user_id)
         with translate_errors("sweeping scheduled steps"):
-            self.client.zrem(self.keys.steps_index, self.keys.step_member(user_id, step_id))
+            self.client.zrem(k.shard.due, f"{step_id}:{user_id}")
 
     def pending_steps_count(self) -> int:
         with translate_errors("counting scheduled steps"):
-            return int(self.client.zcard(self.keys.steps_index))
+            pipe = self.client.pipeline(transaction=False)
+            for shard in self.keys.shards:
+                pipe.zcard(shard.due)
+            return sum(pipe.execute())
 
 
-def _answer(values: list[bytes | None], slide: bool) -> tuple[bool, Row | None]:
-    """What one MGET of ``session_keys`` tells without a script: ``(True, row or None)`` when
-    meta shows the indexes agree with the current slug and the keys carry no expiry (and, for
-    get, nothing was deleted by hand); ``(False, None)`` when a script must run."""
-    cur, prev, back, meta = values
-    if cur is None and (meta is None or not slide):
-        return True, None
-    if meta is not None and meta[0] == 48:  # b"0<version>|<slug>": no expiry
-        version, _, slug = meta[1:].partition(b"|")
-        if slug == cur and version.isdigit():
-            return True, [WRITTEN, cur, prev, back, int(version), -1]
-    return False, None
+def slide_every(ttl_ms: int | None) -> int:
+    """How long after the last slide a get slides the expiry again: a hundredth of the TTL,
+    at most a minute. So a get is one MGET, not a write, for all but a few reads."""
+    return min((ttl_ms or 0) // 100, 60_000)
 
 
-@lru_cache(maxsize=1024)
-def _json_string(value: str) -> str:
-    return json.dumps(value)
+def _settled(cur: bytes, data: bytes | None, ttl_ms: int | None) -> bool:
+    """Whether a get can answer from ``data`` as read, with no script: the index knows the
+    current slug and, with an expiry, it was slid recently enough."""
+    meta = parse_data(data)
+    if meta is None or meta[3] != cur:
+        return False
+    if ttl_ms is None:
+        return meta[0] == b"0"
+    return meta[0] == b"1" and now_ms() - activity_of(meta[2]) < slide_every(ttl_ms)
 
 
-@lru_cache(maxsize=1024)
-def _entry_tail(target: str, origin: str) -> str:
-    """The end of a history entry, after its source (see lua/transition.lua)."""
-    return f",{json.dumps(target)},{json.dumps(origin)}]"
+def _index_keys(shard: ShardKeys) -> tuple[str, str]:
+    return shard.sessions, shard.slugs
+
+
+def _order(entry: IndexEntry) -> tuple[str, bytes]:
+    return entry.order
 
 
 def _records(flat: list[bytes] | dict[Any, Any]) -> dict[str, dict[str, Any]]:
@@ -435,16 +641,13 @@ def _records(flat: list[bytes] | dict[Any, Any]) -> dict[str, dict[str, Any]]:
     return {decode(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
 
 
-@cache
-def _step_script(name: str) -> Script:
-    return Script(f"{name}.lua")
-
-
 def from_cache(alias: str, namespace: str) -> RedisStore:
-    """A store on the raw redis-py client of a django-redis cache."""
+    """A store on the raw redis-py client of a cache (django-redis, with our ClusterClient or
+    not, or Django's own RedisCache)."""
     from django.core.cache import caches
 
-    cache_ = caches[alias]
-    client = cache_.client.get_client(write=True)  # type: ignore[attr-defined]
-    base = str(cache_.make_key(namespace))
-    return RedisStore(client, KeySpace(base))
+    from .cluster import redis_client
+
+    base = str(caches[alias].make_key(namespace))
+    with translate_errors("connecting"):  # a cluster client connects when built
+        return RedisStore(redis_client(alias), KeySpace(base))

@@ -2,27 +2,52 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from functools import cache
 
 import pytest
+import redis
 from django.core.cache import caches
 from django_redis import get_redis_connection
+from redis.cluster import RedisCluster
 
+from stealth_sessions import cluster
 from stealth_sessions.service import SessionService, get_session_service
+
+
+@cache
+def rq_redis() -> redis.Redis:
+    """RQ's own Redis in a cluster run (tests/redis_plugin.py); RQ needs a single Redis."""
+    return redis.Redis.from_url(os.environ["STEALTH_TEST_RQ_URL"])
 
 
 @pytest.fixture(autouse=True)
 def clean_redis() -> Iterator[None]:
     yield
-    client = get_redis_connection("default")
-    if os.environ.get("STEALTH_TEST_REDIS_PRIVATE"):
-        client.flushdb()  # our own server, started by tests/settings.py
+    client = cluster.redis_client("default")
+    private = os.environ.get("STEALTH_TEST_REDIS_PRIVATE") == "1"
+    if isinstance(client, RedisCluster):
+        if private:  # our own servers, started by tests/redis_plugin.py
+            client.flushall(target_nodes=RedisCluster.PRIMARIES)
+            rq_redis().flushdb()
+        else:
+            delete_matching(client, f"{caches['default'].key_prefix}:*")
+            delete_matching(rq_redis(), "rq:*")
+    elif private:
+        client.flushdb()
     else:
         # A database named by STEALTH_TEST_REDIS_URL: only this run's keys, and RQ's (which
         # have no prefix) so that no job of this run is left for the next.
-        prefix = caches["default"].key_prefix
-        for pattern in (f"{prefix}:*", "rq:*"):
-            for key in client.scan_iter(match=pattern, count=1000):
-                client.delete(key)
+        delete_matching(client, f"{caches['default'].key_prefix}:*")
+        delete_matching(client, "rq:*")
+
+
+def delete_matching(client: redis.Redis | RedisCluster, pattern: str) -> None:
+    if isinstance(client, RedisCluster):
+        keys = client.scan_iter(match=pattern, count=1000, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        keys = client.scan_iter(match=pattern, count=1000)
+    for key in list(keys):
+        client.delete(key)
 
 
 @pytest.fixture

@@ -1,18 +1,21 @@
 import os
-import uuid
 
-from botproject.redis_server import RedisServer
-
-# A private, throw-away redis-server for this run (flushed between tests), unless
-# STEALTH_TEST_REDIS_URL names a dedicated database: then only this run's keys are deleted,
-# so the suite never flushes a Redis it did not start. Started here, at settings import,
-# because pytest-django reads the settings before any fixture runs; subprocesses of the
-# tests inherit the URL and share the server.
-if not os.environ.get("STEALTH_TEST_REDIS_URL"):
-    os.environ["STEALTH_TEST_REDIS_URL"] = RedisServer().start().url
-    os.environ["STEALTH_TEST_REDIS_PRIVATE"] = "1"
-REDIS_URL = os.environ["STEALTH_TEST_REDIS_URL"]
-KEY_PREFIX = os.environ.setdefault("STEALTH_TEST_KEY_PREFIX", f"t{uuid.uuid4().hex[:8]}")
+# The Redis servers come from the environment, set by the pytest plugin tests/redis_plugin.py
+# (it starts private ones, or keeps those a developer named) and inherited by the tests'
+# subprocesses. Importing these settings starts nothing (mypy imports them too): without the
+# plugin, the URLs point at port 1, where nothing listens, so a misconfigured run fails at its
+# first Redis call instead of touching somebody's Redis.
+NOWHERE = "redis://127.0.0.1:1/0"
+CLUSTER = os.environ.get("STEALTH_TEST_CLUSTER") == "1"
+KEY_PREFIX = os.environ.get("STEALTH_TEST_KEY_PREFIX", "stealth-tests")
+CACHE_OPTIONS: dict[str, object] = {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2}
+if CLUSTER:
+    CLUSTER_URLS = os.environ.get("STEALTH_TEST_REDIS_CLUSTER_URLS", NOWHERE)
+    LOCATION: str | list[str] = CLUSTER_URLS.split(",")
+    CACHE_OPTIONS["CLIENT_CLASS"] = "stealth_sessions.cluster.ClusterClient"
+    RQ_URL = os.environ.get("STEALTH_TEST_RQ_URL", NOWHERE)  # RQ needs a single Redis
+else:
+    LOCATION = RQ_URL = os.environ.get("STEALTH_TEST_REDIS_URL", NOWHERE)
 
 SECRET_KEY = "tests-only"
 DEBUG = False
@@ -25,9 +28,9 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": LOCATION,
         "KEY_PREFIX": KEY_PREFIX,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": CACHE_OPTIONS,
     }
 }
 STEALTH_SESSIONS = {"FLOW_MAP": "tests.flows.flow_map"}
@@ -67,7 +70,7 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
-RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+RQ_QUEUES = {"default": {"URL": RQ_URL}}
 
 # -- the HTTP API (stealth_sessions.api) ------------------------------------------------------
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # the API's offline Swagger UI / Redoc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.admin.utils import quote
@@ -50,7 +52,9 @@ def admin_client() -> Client:
 def people(service):
     service.step_to("+4412", slug="hello->say_hello")
     service.step_to("+4412", slug="hello->ask_name")
+    time.sleep(0.002)  # a millisecond apart: "newest first" is zoë, a/b, +4412
     service.step_to("a/b", slug="goodbye->say_bye")
+    time.sleep(0.002)
     service.step_to("zoë", slug="hello->ask_name")
     return service
 
@@ -102,6 +106,7 @@ def test_the_list_pages_with_a_cursor(admin_client, service, monkeypatch):
     monkeypatch.setattr(SessionAdmin, "list_per_page", 2)
     for i in range(5):
         service.step_to(f"u{i}", slug="hello->say_hello")
+        time.sleep(0.002)
     seen, url_ = [], LIST
     while url_:
         response = admin_client.get(url_ if url_.startswith("/") else LIST + url_)
@@ -114,7 +119,7 @@ def test_browsing_never_slides_expiry(admin_client, settings, redis_client):
     settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1000}
     service = get_session_service()
     service.step_to("u", slug="hello->say_hello")
-    key = service.store.keys.current("u")
+    key = service.store.keys.user("u").session
     redis_client.pexpire(key, 500_000)
     for page in (LIST, LIST + "?q=u", change_url("u"), url("dashboard"), url("reset", "u")):
         assert admin_client.get(page).status_code == 200
@@ -124,7 +129,7 @@ def test_browsing_never_slides_expiry(admin_client, settings, redis_client):
 def test_the_dashboard_charts_users_per_flow_and_state(admin_client, people, redis_client):
     # A state renamed in a deploy still shows, flagged, with its users.
     people.step_to("old", slug="hello->say_hello")
-    redis_client.set(people.store.keys.current("old"), "hello->old_name_gone")
+    redis_client.set(people.store.keys.user("old").session, "hello->old_name_gone")
     people.get("old")  # re-indexes the hand-edited slug
     page = admin_client.get(url("dashboard")).content.decode()
     assert 'aria-label="2 users"' in page  # hello->ask_name
@@ -283,7 +288,7 @@ def test_reset_everyone_in_a_state(admin_client, people):
 def test_move_everyone_in_a_renamed_state(admin_client, people, redis_client, record):
     for user in ("r1", "r2", "r3"):
         people.step_to(user, slug="hello->say_hello")
-        redis_client.set(people.store.keys.current(user), "hello->greet_v1")  # a renamed state
+        redis_client.set(people.store.keys.user(user).session, "hello->greet_v1")  # a renamed state
         people.get(user)
     post = record(signals.post_transition)
     page = admin_client.get(url("move_state"), {"slug": "hello->greet_v1"}).content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -112,6 +113,7 @@ def test_list_filters_by_flow_state_and_user_id_prefix(api, service):
         ("b1", "goodbye->say_bye"),
     ]:
         service.step_to(uid, slug=slug)
+        time.sleep(0.002)  # a millisecond apart: newest first is b1, a2, a1
     ids = lambda r: [x["user_id"] for x in r.json()["results"]]  # noqa: E731
     assert ids(api.get("/api/sessions/")) == ["b1", "a2", "a1"]  # newest activity first
     assert ids(api.get("/api/sessions/", {"flow": "hello"})) == ["a2", "a1"]
@@ -125,6 +127,7 @@ def test_list_filters_by_flow_state_and_user_id_prefix(api, service):
 def test_list_pages_with_a_cursor(api, service):
     for i in range(5):
         service.step_to(f"u{i}", slug="hello->say_hello")
+        time.sleep(0.002)
     seen, r = [], api.get("/api/sessions/", {"limit": 2})
     while True:
         body = r.json()

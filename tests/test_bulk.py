@@ -1,6 +1,8 @@
 """Bulk operations: one ordinary, atomic service call per user; a user who moved meanwhile is
 skipped; an error stops the walk and says whom it changed."""
 
+import time
+
 import pytest
 
 from stealth_sessions import signals
@@ -17,6 +19,7 @@ from stealth_sessions.exceptions import (
 def crowd(service):
     for i in range(7):
         service.step_to(f"c{i}", slug="hello->ask_name")
+        time.sleep(0.002)  # one millisecond each: "newest first" is c6 to c0
     service.step_to("other", slug="goodbye->say_bye")
     return service
 

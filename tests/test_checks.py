@@ -6,6 +6,7 @@ from django.core.checks import run_checks
 from stealth_sessions.checks import check_settings
 
 REDIS = "django_redis.cache.RedisCache"
+DJANGOS_REDIS = "django.core.cache.backends.redis.RedisCache"
 
 
 def ids(messages=None):
@@ -34,13 +35,37 @@ def test_e001_missing_cache_alias(settings):
     assert "'sessions'" in message.msg and message.hint
 
 
-def test_e002_cache_not_django_redis(settings):
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.memcached.PyMemcacheCache",
+        "no.such.Backend",
+    ],
+)
+def test_e002_cache_not_redis(settings, backend):
+    settings.CACHES = {**settings.CACHES, "other": {"BACKEND": backend, "LOCATION": "x"}}
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "CACHE": "other"}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.E002"
+    assert "django_redis.cache.RedisCache" in message.hint
+    assert "django.core.cache.backends.redis.RedisCache" in message.hint
+
+
+def test_e002_accepts_djangos_own_redis_cache(settings):
     settings.CACHES = {
-        **settings.CACHES,
-        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "default": {
+            "BACKEND": DJANGOS_REDIS,
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
     }
-    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "CACHE": "local"}
-    assert ids() == ["stealth_sessions.E002"]
+    assert ids() == []
+
+
+def test_e002_accepts_the_cluster_client(settings, good_cache):
+    settings.CACHES = {"default": good_cache(CLIENT_CLASS="stealth_sessions.cluster.ClusterClient")}
+    assert ids() == []
 
 
 def test_w001_ignore_exceptions(settings, good_cache):
@@ -53,6 +78,13 @@ def test_w002_no_socket_timeouts(settings):
     [message] = check_settings()
     assert message.id == "stealth_sessions.W002"
     assert "SOCKET_CONNECT_TIMEOUT or SOCKET_TIMEOUT" in message.msg
+
+
+def test_w002_names_djangos_own_options_for_its_redis_cache(settings):
+    settings.CACHES = {"default": {"BACKEND": DJANGOS_REDIS, "LOCATION": "redis://127.0.0.1:1/0"}}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.W002"
+    assert "socket_connect_timeout or socket_timeout" in message.msg
 
 
 def test_e003_flow_map_cannot_be_imported(settings):
@@ -82,6 +114,35 @@ def test_e004_key_function_that_cannot_be_imported(settings, good_cache):
 
 def reversing(key, key_prefix, version):
     return f"{key[::-1]}:{version}"
+
+
+@pytest.mark.parametrize("prefix", ["app{1}", "app{", "app}"])
+def test_e007_key_prefix_with_a_brace(settings, good_cache, prefix):
+    settings.CACHES = {"default": {**good_cache(), "KEY_PREFIX": prefix}}
+    [message] = check_settings()
+    assert message.id == "stealth_sessions.E007"
+    assert repr(prefix) in message.msg and "KEY_PREFIX" in message.hint
+
+
+def test_e007_key_function_that_adds_a_brace(settings, good_cache):
+    settings.CACHES = {"default": {**good_cache(), "KEY_FUNCTION": "tests.test_checks.tagging"}}
+    assert ids() == ["stealth_sessions.E007"]
+
+
+def tagging(key, key_prefix, version):
+    return f"{{{key_prefix}}}:{version}:{key}"
+
+
+def test_e007_applies_to_djangos_own_redis_cache(settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": DJANGOS_REDIS,
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "KEY_PREFIX": "{app}",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    assert ids() == ["stealth_sessions.E007"]
 
 
 @pytest.mark.parametrize(

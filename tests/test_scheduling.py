@@ -141,10 +141,10 @@ def test_pending_steps_have_no_ttl(service, redis_client, at_t0):
         service = get_session_service()
         service.step_to("u1", slug="hello->say_hello")
         service.step_to_in("u1", 3600, slug="follow_up->nudge")
-        keys = service.store.keys
-        assert redis_client.pttl(keys.current("u1")) > 0
-        assert redis_client.pttl(keys.steps("u1")) == -1
-        assert redis_client.pttl(keys.steps_index) == -1
+        keys = service.store.keys.user("u1")
+        assert redis_client.pttl(keys.session) > 0
+        assert redis_client.pttl(keys.steps) == -1
+        assert redis_client.pttl(keys.shard.due) == -1
 
 
 # -- firing through RQ -------------------------------------------------------------------
@@ -247,9 +247,9 @@ def test_if_unchanged_is_dropped_when_the_user_moved_on(service, record, at_t0):
 
 
 def _expire(service, redis_client, user_id):
-    """What Redis does when the session's TTL runs out: the user's keys vanish."""
-    for key in service.store.keys.user_keys(user_id):
-        redis_client.delete(key)
+    """What Redis does when the session's TTL runs out: the user's slug keys vanish."""
+    keys = service.store.keys.user(user_id)
+    redis_client.delete(keys.session, keys.previous, keys.back_to)
 
 
 def test_a_step_for_an_expired_session_starts_a_new_one(service, redis_client, at_t0):

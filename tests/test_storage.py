@@ -1,15 +1,19 @@
 """Rules 1 and 2: how a session is stored, and what an operator sees with redis-cli."""
 
+import zlib
+
 import pytest
 from django.core.cache import caches
 
-from stealth_sessions.exceptions import SessionConflict
 from stealth_sessions.service import SessionService, get_session_service
 from stealth_sessions.values import Session
+from tests.layout import key as layout_key
+
+KINDS = {"": "session", ":previous": "previous", ":back_to": "back_to", ":data": "data"}
 
 
 def key(user_id: str, suffix: str = "") -> str:
-    return caches["default"].make_key(f"stealth:{{{user_id}}}{suffix}")
+    return layout_key(user_id, KINDS[suffix])
 
 
 def test_a_new_user_has_no_session(service):
@@ -47,15 +51,23 @@ def test_after_the_first_transition_previous_is_none(service):
     assert service.get("u") == session
 
 
-def test_a_users_keys_are_three_slugs_the_history_and_meta(service, redis_client):
-    """What an operator finds with ``redis-cli --scan --pattern '*<id>*'``: the three slugs,
-    the history and the app's own ``:meta`` (expiry mode, version and indexed slug)."""
+def test_a_users_keys_are_three_slugs_and_the_apps_data(service, redis_client):
+    """What an operator finds with ``redis-cli --scan --pattern '*<id>*'``: the three slugs
+    and the app's own data key (version, last activity, history)."""
     service.step_to("u", slug="hello->say_hello")
     service.step_to("u", slug="hello->ask_name")
     service.set_back_to("u", slug="goodbye->say_bye")
-    found = sorted(k.decode() for k in redis_client.scan_iter(match="*{u}*"))
-    assert found == sorted(key("u", s) for s in ["", ":previous", ":back_to", ":history", ":meta"])
-    assert redis_client.get(key("u", ":meta")) == b"03|hello->ask_name"
+    found = sorted(k.decode() for k in redis_client.scan_iter(match="*:u"))
+    assert found == sorted(key("u", s) for s in KINDS)
+
+
+def test_no_user_id_names_another_users_keys(service, redis_client):
+    service.step_to("x", slug="hello->say_hello")
+    for other in ("previous:x", "data:x", "x:previous", "{x}", "session:x"):
+        service.step_to(other, slug="goodbye->say_bye")
+    assert service.peek("x").slug == "hello->say_hello"
+    assert service.peek("x").previous is None
+    assert [t.target for t in service.history("x")] == ["hello->say_hello"]
 
 
 def test_a_slug_written_by_hand_is_picked_up_by_get_and_indexed(service, redis_client):
@@ -79,77 +91,36 @@ def test_a_session_created_by_hand_is_picked_up(service, redis_client):
 
 @pytest.mark.parametrize("ttl", [None, 600])
 @pytest.mark.parametrize("then", ["step_to", "reset"])
-def test_a_session_whose_meta_was_deleted_leaves_no_trace_in_the_old_state(
+def test_a_session_whose_data_was_deleted_by_hand_is_indexed_afresh(
     settings, redis_client, then, ttl
 ):
+    """Its old index entry is left behind (only reset removes a user cleanly), but never
+    listed: rows are checked against the session."""
     settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": ttl}
     service = get_session_service()
     service.step_to("u", slug="hello->say_hello")
-    redis_client.delete(key("u", ":meta"))
+    redis_client.delete(key("u", ":data"))
     if then == "step_to":
         assert service.step_to("u", slug="goodbye->say_bye").version == 1
-        assert service.count_by_state() == {"goodbye->say_bye": 1}
+        assert service.count_by_state()["goodbye->say_bye"] == 1
         assert [s.user_id for s in service.list_sessions(user_id_prefix="u")[0]] == ["u"]
+        assert [s.user_id for s in service.list_sessions()[0]] == ["u"]
+        assert service.list_sessions(slug="hello->say_hello") == ([], None)
     else:
         assert service.reset("u") is True
-        assert service.count_by_state() == {}
+        assert service.get("u") is None
         assert service.list_sessions(user_id_prefix="u") == ([], None)
-        assert list(redis_client.scan_iter(match="*{u}*")) == []
+        assert list(redis_client.scan_iter(match="*:u")) == []
 
 
-def write_earlier_build_session(redis_client, user_id, version, ttl_ms=None):
-    """Keys as builds before ``:meta`` wrote them: ``:version`` and ``:indexed`` (the slug the
-    indexes list the user under, after 1 if the keys carry an expiry), indexed."""
-    from stealth_sessions.service import get_session_service
-
-    ix = get_session_service().store.keys.index
-    values = {
-        "": "hello->ask_name",
-        ":previous": "hello->say_hello",
-        ":back_to": "goodbye->say_bye",
-        ":version": str(version),
-        ":history": None,
-        ":indexed": ("1" if ttl_ms else "0") + "hello->ask_name",
-    }
-    for suffix, value in values.items():
-        if value is None:
-            redis_client.lpush(key(user_id, suffix), '[1,"step_to",false,"hello->ask_name","code"]')
-        else:
-            redis_client.set(key(user_id, suffix), value)
-        if ttl_ms:
-            redis_client.pexpire(key(user_id, suffix), ttl_ms)
-    redis_client.zadd(ix("slug:hello->ask_name"), {user_id: 1})
-    redis_client.sadd(ix("slugs"), "hello->ask_name")
-    redis_client.zadd(ix("all"), {user_id: 0})
-    if ttl_ms:
-        redis_client.zadd(ix("expiry"), {user_id: 2**40})
-        redis_client.hset(ix("slug_of"), user_id, "hello->ask_name")
-
-
-@pytest.mark.parametrize("ttl", [None, 600])
-def test_a_session_of_an_earlier_build_goes_on_counting_its_version(settings, redis_client, ttl):
-    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": ttl}
-    service = get_session_service()
-    write_earlier_build_session(redis_client, "old", version=3, ttl_ms=ttl and ttl * 1000)
-    assert service.peek("old").version == 3
-    with pytest.raises(SessionConflict):
-        service.step_to("old", slug="goodbye->say_bye", expected_version=0)
-    # Without an expiry its index entry is not known to be current: counted as set by hand.
-    assert service.get("old").version == (4 if ttl is None else 3)
-    session = service.step_to("old", slug="goodbye->say_bye")
-    assert (session.previous, session.back_to) == ("hello->ask_name", "goodbye->say_bye")
-    assert redis_client.exists(key("old", ":version"), key("old", ":indexed")) == 0
-    assert service.count_by_state() == {"goodbye->say_bye": 1}
-
-
-def test_a_write_without_expiry_clears_it_from_every_key_of_an_earlier_build(
-    settings, redis_client
-):
-    write_earlier_build_session(redis_client, "old", version=3, ttl_ms=600_000)
-    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": None}
-    get_session_service().step_to("old", slug="goodbye->say_bye")
-    suffixes = ["", ":previous", ":back_to", ":history", ":meta"]
-    assert [redis_client.pttl(key("old", s)) for s in suffixes] == [-1] * 5
+@pytest.mark.parametrize("value", ["", "garbage", "1|x|y", "09|zz|3|abc", "0|" + "f" * 11 + "|"])
+def test_a_malformed_data_value_written_by_hand_loses_no_session(service, redis_client, value):
+    service.step_to("u", slug="hello->say_hello")
+    redis_client.set(key("u", ":data"), value)
+    assert service.get("u").slug == "hello->say_hello"
+    session = service.step_to("u", slug="hello->ask_name")
+    assert (session.slug, session.previous) == ("hello->ask_name", "hello->say_hello")
+    assert service.history("u")[0].target == "hello->ask_name"
 
 
 def test_a_session_deleted_by_hand_leaves_the_indexes_on_get(service, redis_client):
@@ -186,7 +157,8 @@ def test_keys_follow_the_caches_key_prefix_and_the_namespace(settings, redis_cli
 
     get_session_service().step_to("u", slug="hello->say_hello")
     prefix = caches["default"].key_prefix
-    assert redis_client.get(f"{prefix}:1:bots:{{u}}") == b"hello->say_hello"
+    shard = zlib.crc32(b"u") % 64
+    assert redis_client.get(f"{prefix}:1:bots:{{{shard:02d}}}:session:u") == b"hello->say_hello"
 
 
 def test_reset_removes_session_previous_back_to_and_history(service, redis_client, record):
@@ -198,7 +170,7 @@ def test_reset_removes_session_previous_back_to_and_history(service, redis_clien
     service.set_back_to("u", slug="hello->say_hello")
     before = service.peek("u")
     assert service.reset("u") is True
-    assert list(redis_client.scan_iter(match="*{u}*")) == []
+    assert list(redis_client.scan_iter(match="*:u")) == []
     assert service.get("u") is None and service.history("u") == []
     assert resets.calls == [{"sender": SessionService, "user_id": "u", "session": before}]
     assert service.reset("u") is False

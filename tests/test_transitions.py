@@ -1,7 +1,6 @@
 """Rules 3 to 6: transitions, targets, redirects and back-to, with their signals."""
 
 import pytest
-from django.core.cache import caches
 
 from stealth_sessions import signals
 from stealth_sessions.exceptions import (
@@ -11,6 +10,7 @@ from stealth_sessions.exceptions import (
     SessionConflict,
 )
 from stealth_sessions.service import SessionService, origin
+from tests.layout import key
 
 
 def snapshot(redis_client):
@@ -179,13 +179,13 @@ def test_history_lists_transitions_newest_first(service):
 
 @pytest.mark.parametrize("stored", ["hello->say_hello", 'say "hi"\\', "é->x", "\x01", "<\u2028>"])
 def test_history_records_a_source_set_by_hand_as_stored(service, redis_client, stored):
-    redis_client.set(caches["default"].make_key("stealth:{u}"), stored)
+    redis_client.set(key("u"), stored)
     service.step_to("u", slug="goodbye->say_bye")
     assert [(e.source, e.target) for e in service.history("u")] == [(stored, "goodbye->say_bye")]
 
 
 def test_history_reads_a_source_of_invalid_utf8_leniently(service, redis_client):
-    redis_client.set(caches["default"].make_key("stealth:{u}"), b"\xffhello")
+    redis_client.set(key("u"), b"\xffhello")
     service.step_to("u", slug="goodbye->say_bye")
     assert service.history("u")[0].source == "\ufffdhello"
 
@@ -281,10 +281,9 @@ def test_redirect_chains_are_followed(service):
 
 
 def test_a_stored_session_on_a_redirecting_state_is_moved_on_get(service, redis_client, record):
-    from django.core.cache import caches
 
     service.step_to("u", slug="hello->say_hello")
-    redis_client.set(caches["default"].make_key("stealth:{u}"), "hello->old_name")
+    redis_client.set(key("u"), "hello->old_name")
     post = record(signals.post_transition)
     session = service.get("u")
     assert session.slug == "goodbye->say_bye"
@@ -340,12 +339,9 @@ def test_step_back_steps_to_the_back_to_session_and_leaves_it(service, record):
 def test_step_back_follows_redirects(service):
     service.step_to("u", slug="hello->say_hello")
     service.set_back_to("u", slug="goodbye->say_bye")
-    from django.core.cache import caches
     from django_redis import get_redis_connection
 
-    get_redis_connection().set(
-        caches["default"].make_key("stealth:{u}:back_to"), "goodbye->renamed"
-    )
+    get_redis_connection().set(key("u", "back_to"), "goodbye->renamed")
     assert service.step_back("u").slug == "goodbye->old_bye"
 
 

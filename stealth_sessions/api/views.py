@@ -252,8 +252,12 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     def _scheduled(self, user_id: str) -> list[dict[str, Any]]:
         return [s.scheduled_step(x) for x in self.service.scheduled_steps(user_id)]
 
-    def _session_response(self, session: Session, steps: list[ScheduledStep]) -> HttpResponseBase:
-        """The session with its pending steps; the service read both in one round trip."""
+    def _session_response(
+        self, session: Session, steps: list[ScheduledStep] | None = None
+    ) -> HttpResponseBase:
+        """The session with its pending steps (read now unless given)."""
+        if steps is None:
+            steps = self.service.scheduled_steps(session.user_id)
         data = s.session_summary(session)
         data["scheduled"] = [s.scheduled_step(x) for x in steps]
         return self.respond(data, headers={"ETag": f'"{session.version}"'})
@@ -334,11 +338,10 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     )
     def update(self, request: Request, user_id: str) -> HttpResponseBase:
         target = self._move_target(request)
-        steps: list[ScheduledStep] = []
         session = self.service.update_session_to(
-            user_id, **target, expected_version=self._expected_version(request), scheduled_out=steps
+            user_id, **target, expected_version=self._expected_version(request)
         )
-        return self._session_response(session, steps)
+        return self._session_response(session)
 
     @extend_schema(
         parameters=[USER_ID, IF_MATCH],
@@ -361,11 +364,10 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     @idempotent
     def step_to(self, request: Request, user_id: str) -> HttpResponseBase:
         target = self._move_target(request)
-        steps: list[ScheduledStep] = []
         session = self.service.step_to(
-            user_id, **target, expected_version=self._expected_version(request), scheduled_out=steps
+            user_id, **target, expected_version=self._expected_version(request)
         )
-        return self._session_response(session, steps)
+        return self._session_response(session)
 
     @extend_schema(
         parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
@@ -378,11 +380,8 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     def step_back(self, request: Request, user_id: str) -> HttpResponseBase:
         if not isinstance(request.data, Mapping) or request.data:  # not absent, not {}
             self._target(s.EmptySerializer, request)
-        steps: list[ScheduledStep] = []
-        session = self.service.step_back(
-            user_id, expected_version=self._expected_version(request), scheduled_out=steps
-        )
-        return self._session_response(session, steps)
+        session = self.service.step_back(user_id, expected_version=self._expected_version(request))
+        return self._session_response(session)
 
     @extend_schema(
         parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
@@ -394,11 +393,10 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
     @idempotent
     def back_to(self, request: Request, user_id: str) -> HttpResponseBase:
         target = self._move_target(request)
-        steps: list[ScheduledStep] = []
         session = self.service.set_back_to(
-            user_id, **target, expected_version=self._expected_version(request), scheduled_out=steps
+            user_id, **target, expected_version=self._expected_version(request)
         )
-        return self._session_response(session, steps)
+        return self._session_response(session)
 
     # -- scheduling -----------------------------------------------------------------------
 

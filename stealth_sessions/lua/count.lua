@@ -1,15 +1,18 @@
--- ARGV: index prefix, user key prefix, now ms. Returns {slug, count, ...}, expired users
--- purged first; slugs nobody is at any more are forgotten.
-local ix = ARGV[1]
-purge_expired(ix, ARGV[2], tonumber(ARGV[3]))
-local out = {}
-for _, slug in ipairs(redis.call('SMEMBERS', ix .. 'slugs')) do
-  local n = redis.call('ZCARD', ix .. 'slug:' .. slug)
-  if n == 0 then
-    redis.call('SREM', ix .. 'slugs', slug)
+-- Users per slug in one shard. KEYS: sessions, slugs. ARGV: the expiry cut (inv; '' without
+-- an expiry): users whose last activity is older are expired and not counted.
+-- Returns {slug, count, ...}; slugs nobody is at any more are forgotten.
+local cut, out = ARGV[1], {}
+for _, slug in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local all = redis.call('ZLEXCOUNT', KEYS[1], '[' .. slug .. '|', '(' .. slug .. '}')
+  if all == 0 then
+    redis.call('SREM', KEYS[2], slug)
   else
-    out[#out + 1] = slug
-    out[#out + 1] = n
+    local n = all
+    if cut ~= '' then n = redis.call('ZLEXCOUNT', KEYS[1], '[' .. slug .. '|', '(' .. slug .. '|' .. cut) end
+    if n > 0 then
+      out[#out + 1] = slug
+      out[#out + 1] = n
+    end
   end
 end
 return out

@@ -1,163 +1,147 @@
--- Shared by every script (prepended by store.py). Key layout: see keys.py.
--- Per-user scripts get one key, the user's current-slug key k; the user's other keys are
--- named from it (same hash tag, so the same cluster slot). ARGV[1] of per-user scripts is the
--- store's settings, '<expiry ms or empty>|<history length>|<index prefix>', ARGV[2] now in ms
--- (the caller's clock). Every argument costs a little on each call, so the user id is not
--- one: it is read back from the key.
+-- Shared by every script (store.py prepends it). Conventions:
 --
--- k:meta holds '<mode><version>|<slug>': mode '1' when the user's keys carry an expiry, '0'
--- when they do not; version, the session's write counter; slug, the one the indexes list the
--- user under. Comparing that slug with the current one tells whether an operator changed the
--- current slug by hand. Every redis.call costs: the hot paths are kept to a handful.
+-- KEYS: every key a script touches, all of one shard (one Cluster slot). Per-user scripts
+-- take, in this order: session, previous, back_to, data, the shard's sessions index, its
+-- slugs set, its history dictionary (codes), then what the script needs besides.
+--
+-- data (<base>:{NN}:data:<user_id>, no expiry: purged with the user) holds
+--   '<mode><version>|<inv>|<length of slug>|<slug>' then '\n<entry>' per history entry,
+--   newest first. mode: '1' when the user's slug keys carry an expiry, else '0'; version:
+--   the write counter; inv: the user's last activity as (2^44 - 1 - ms) in 11 hex digits
+--   (see store.inverted), so that newest sorts first; slug: the slug the index lists the
+--   user under (a slug set by hand with redis-cli differs from it until picked up).
+--   entry: '<at ms, 11 hex digits><code>', code naming in the shard's dictionary the JSON
+--   array [method, origin, source, target]; when the dictionary is full, the array itself.
+-- codes (<base>:{NN}:codes): JSON array -> code and code -> JSON array.
+-- sessions (<base>:{NN}:sessions): a ZSET of score 0, members '<slug>|<inv>|<user_id>':
+--   in lex order, by slug, then newest activity first. Counts, pages and the purge of
+--   expired users are lex ranges of it.
 
--- ttl (ms, or nil: no expiry), history length, index prefix, user id of the user's key k.
-local function settings(k)
-  local ttl, hlen, ix = string.match(ARGV[1], '^(%d*)|(%d+)|(.*)$')
-  -- k is <base>:{<uid>} and ix <base>:idx:, so the user id starts at #ix - 2.
-  return tonumber(ttl), tonumber(hlen), ix, string.sub(k, #ix - 2, -2)
-end
+local MAX_CODES = 10000
 
+-- The flow of a well-formed slug (nil for anything else).
 local function flow_of(slug)
   return string.match(slug, '^([%a_][%w_]*)%->[%a_][%w_]*$')
 end
 
-local function user_keys(k)
-  return {k, k .. ':previous', k .. ':back_to', k .. ':history', k .. ':meta'}
+-- A slug set by hand may hold anything: one that could not be told apart inside an index
+-- member is listed as '?' (counted, and flagged as unknown, like any unknown slug).
+local function index_slug(slug)
+  if #slug > 200 or string.find(slug, '[|\n]') then return '?' end
+  return slug
 end
 
--- What a read needs, in the order of the rows store.py decodes: current, previous, back_to,
--- meta.
-local function read_user(k)
-  return redis.call('MGET', k, k .. ':previous', k .. ':back_to', k .. ':meta')
+local function member(slug, inv, uid)
+  return index_slug(slug) .. '|' .. inv .. '|' .. uid
 end
 
--- The mode, version and indexed slug of the user at k, from meta as read (cur: the current
--- slug). Mode '1' when the keys carry an expiry, '0' when they do not, nil when they may (a
--- session without meta: set by hand, or written by a build from before meta, which kept its
--- version at k:version, read there on this rare path only). Without a session, version 0.
-local function parse_meta(k, cur, meta)
-  if meta then
-    local mode, version, slug = string.match(meta, '^([01])(%d+)|(.*)$')
-    return mode, cur and tonumber(version) or 0, slug
+-- mode, version, inv, slug, entries of a data value (false: none, or unreadable: a value
+-- written by hand is ignored, never an error).
+local function parse(data)
+  if data then
+    local mode, ver, inv, len, at = string.match(data, '^([01])(%d+)|(%x+)|(%d+)|()')
+    if mode then
+      local n = tonumber(len)
+      return mode, tonumber(ver), inv, string.sub(data, at, at + n - 1), string.sub(data, at + n)
+    end
   end
-  if not cur then return '0', 0, nil end  -- no keys to bring in line
-  return nil, tonumber(redis.call('GET', k .. ':version') or '0') or 0, nil
+  return nil, 0, nil, nil, ''
 end
 
--- meta replaces the k:version and k:indexed keys of a build from before it (written once the
--- meta of a session without one is).
-local function drop_legacy(k)
-  redis.call('DEL', k .. ':version', k .. ':indexed')
+local function data_value(mode, ver, inv, slug, entries)
+  return mode .. string.format('%d', ver) .. '|' .. inv .. '|' .. #slug .. '|' .. slug .. entries
 end
 
--- The slug the indexes list the user under (false: none). Without meta, the user's keys
--- may have expired (or been deleted) before a purge dropped them from the indexes: then the
--- expiry bookkeeping still knows the slug.
-local function indexed_slug(ix, uid, slug)
-  if slug then return slug end
-  return redis.call('HGET', ix .. 'slug_of', uid)
+local function read_user(K)
+  return redis.call('MGET', K[1], K[2], K[3], K[4])
 end
 
--- Move the user from slug old to slug new in the indexes (false: no session). Each slug's
--- index is a ZSET of its users scored by the time (ms) they entered it, their last activity;
--- 'all' lists every user with score 0, for searches by user id prefix (ZRANGEBYLEX).
-local function reindex(ix, uid, old, new, now)
-  if old == new then return end
-  if old then redis.call('ZREM', ix .. 'slug:' .. old, uid) end
-  if new then
-    redis.call('ZADD', ix .. 'slug:' .. new, now, uid)
-    redis.call('SADD', ix .. 'slugs', new)
-    if not old then redis.call('ZADD', ix .. 'all', 0, uid) end
-  else
-    redis.call('ZREM', ix .. 'all', uid)
-    redis.call('HDEL', ix .. 'slug_of', uid)
-    redis.call('ZREM', ix .. 'expiry', uid)
+-- Move the user's index entry (old: slug and inv as data has them, nil if not indexed).
+local function reindex(K, uid, old_slug, old_inv, slug, inv)
+  if old_slug then redis.call('ZREM', K[5], member(old_slug, old_inv, uid)) end
+  if slug then
+    redis.call('ZADD', K[5], 0, member(slug, inv, uid))
+    redis.call('SADD', K[6], index_slug(slug))
   end
 end
 
--- The expiry bookkeeping of a user whose keys now expire at now + ttl, at slug (mode, islug:
--- meta as read). The expiry index's score need only be a lower bound of the user's expiry
--- (purge_expired re-scores a user found alive when it comes due), so once meta says the keys
--- expire (the user is in the index), a write or a slide only lowers the score (ZADD LT:
--- SESSION_TTL lowered) and otherwise leaves it, with no reordering; slug_of only changes
--- with the slug.
-local function index_expiry(ix, uid, slug, ttl, now, mode, islug)
-  if mode == '1' and islug then
-    redis.call('ZADD', ix .. 'expiry', 'LT', now + ttl, uid)
-    if islug ~= slug then redis.call('HSET', ix .. 'slug_of', uid, slug) end
-  else
-    redis.call('ZADD', ix .. 'expiry', now + ttl, uid)
-    redis.call('HSET', ix .. 'slug_of', uid, slug)  -- how purge_expired finds the indexes
+-- The code of a history entry's JSON array in the shard's dictionary (nil when full).
+local function intern(codes, quad)
+  local code = redis.call('HGET', codes, quad)
+  if code then return code end
+  local n = math.floor(redis.call('HLEN', codes) / 2)
+  if n >= MAX_CODES then return nil end
+  code = tostring(n + 1)
+  redis.call('HSET', codes, quad, code, code, quad)
+  return code
+end
+
+-- entries with entry in front, cut to hlen entries.
+local function push_entry(entries, entry, hlen)
+  entries = '\n' .. entry .. entries
+  local pos = 0
+  for _ = 1, hlen + 1 do
+    pos = string.find(entries, '\n', pos + 1, true)
+    if not pos then return entries end
   end
+  return string.sub(entries, 1, pos - 1)
 end
 
--- Back from keys with an expiry to none (mode '1', or no meta: they may have one).
-local function unexpire(k, ix, uid)
-  for _, key in ipairs(user_keys(k)) do redis.call('PERSIST', key) end
-  redis.call('ZREM', ix .. 'expiry', uid)
-  redis.call('HDEL', ix .. 'slug_of', uid)
-end
-
--- Bring the keys of a user at slug in line with the configured expiry (ttl ms, or false:
--- none), and meta with (slug, version) (a get, a step_to to the current state, set_back_to).
--- mode, old_version, islug: meta as read; prev, back: whether previous and back_to exist
--- (an absent key needs no expiry).
-local function settle(k, ix, uid, slug, version, ttl, now, mode, old_version, islug, prev, back)
-  local meta = (ttl and '1' or '0') .. version .. '|' .. slug
-  if not mode then drop_legacy(k) end
+-- Give the slug keys the expiry ttl (ms, or false: none; mode: whether they have one).
+local function expire_keys(K, ttl, mode, prev, back)
   if ttl then
-    redis.call('SET', k .. ':meta', meta, 'PX', ttl)
-    redis.call('PEXPIRE', k, ttl)
-    redis.call('PEXPIRE', k .. ':history', ttl)
-    if prev then redis.call('PEXPIRE', k .. ':previous', ttl) end
-    if back then redis.call('PEXPIRE', k .. ':back_to', ttl) end
-    index_expiry(ix, uid, slug, ttl, now, mode, islug)
-  else
-    if mode ~= '0' or version ~= old_version or islug ~= slug then
-      redis.call('SET', k .. ':meta', meta)
-    end
-    if mode ~= '0' then unexpire(k, ix, uid) end
+    redis.call('PEXPIRE', K[1], ttl)
+    if prev then redis.call('PEXPIRE', K[2], ttl) end
+    if back then redis.call('PEXPIRE', K[3], ttl) end
+  elseif mode ~= '0' then
+    redis.call('PERSIST', K[1])
+    if prev then redis.call('PERSIST', K[2]) end
+    if back then redis.call('PERSIST', K[3]) end
   end
 end
 
--- Drop from the indexes the users whose keys Redis has expired (up: user key prefix).
-local function purge_expired(ix, up, now)
-  while true do
-    local due = redis.call('ZRANGEBYSCORE', ix .. 'expiry', '-inf', now, 'LIMIT', 0, 1000)
-    if #due == 0 then return end
-    for _, uid in ipairs(due) do
-      local pttl = redis.call('PTTL', up .. uid .. '}')
-      if pttl == -2 then
-        reindex(ix, uid, redis.call('HGET', ix .. 'slug_of', uid), false, now)
-      elseif pttl == -1 then
-        -- Persisted by hand: while meta says the keys should expire, the next slide
-        -- gives them an expiry again, so look again later; else the user is done with.
-        local meta = redis.call('GET', up .. uid .. '}:meta')
-        if meta and string.sub(meta, 1, 1) == '1' then
-          redis.call('ZADD', ix .. 'expiry', now + 60000, uid)
-        else
-          redis.call('ZREM', ix .. 'expiry', uid)
-          redis.call('HDEL', ix .. 'slug_of', uid)
-        end
-      else
-        redis.call('ZADD', ix .. 'expiry', now + pttl, uid)
-      end
-    end
+-- Bring a user at slug cur in line without a transition (a get, a step_to to the current
+-- state, set_back_to): index a slug set by hand (a write: the version grows), slide the
+-- expiry and the activity with it, bump the version when asked. Returns version, inv.
+local function settle(K, uid, v, ttl, now_inv, bump)
+  local cur, prev, back = v[1], v[2], v[3]
+  local mode, ver, inv, islug, entries = parse(v[4])
+  local new_ver, new_inv = ver, inv
+  if islug ~= cur then
+    reindex(K, uid, islug, inv, cur, now_inv)
+    new_ver, new_inv = ver + 1, now_inv
+  elseif ttl then
+    reindex(K, uid, islug, inv, cur, now_inv)
+    new_inv = now_inv
   end
+  if bump then new_ver = new_ver + 1 end
+  expire_keys(K, ttl, mode, prev, back)
+  local new_mode = ttl and '1' or '0'
+  if new_ver ~= ver or new_inv ~= inv or new_mode ~= mode then
+    redis.call('SET', K[4], data_value(new_mode, new_ver, new_inv, cur, entries))
+  end
+  return new_ver, new_inv
+end
+
+-- Forget the user's index entry and data: their session is gone (expired, deleted by hand).
+local function forget(K, uid, v)
+  local _, _, inv, islug = parse(v[4])
+  if islug then redis.call('ZREM', K[5], member(islug, inv, uid)) end
+  redis.call('DEL', K[2], K[3], K[4])
 end
 
 -- Remove scheduled steps (ids: none = all of the user's), recording why in the user's
--- outcomes list. Returns {id, record, ...} for the steps removed here: one already gone
--- (applied, cancelled meanwhile) is not returned, so callers report each removal once.
-local function remove_steps(k, steps_index, uid, now, outcome, reason, keep, ttl, ids)
-  local steps, outcomes = k .. ':steps', k .. ':step_outcomes'
+-- outcomes list. steps, due, outcomes: keys. Returns {id, record, ...} for the steps removed
+-- here: one already gone (applied, cancelled meanwhile) is not returned, so callers report
+-- each removal once.
+local function remove_steps(steps, due, outcomes, uid, now, outcome, reason, keep, ttl, ids)
   if #ids == 0 then ids = redis.call('HKEYS', steps) end
   local removed = {}
   for _, id in ipairs(ids) do
     local record = redis.call('HGET', steps, id)
     if record then
       redis.call('HDEL', steps, id)
-      redis.call('ZREM', steps_index, id .. ':' .. uid)
+      redis.call('ZREM', due, id .. ':' .. uid)
       redis.call('LPUSH', outcomes,
         cjson.encode({now, id, cjson.decode(record).target, outcome, reason}))
       removed[#removed + 1] = id

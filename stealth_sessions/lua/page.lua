@@ -1,0 +1,44 @@
+-- One shard's part of a page by activity: the newest index members after a cursor, merged
+-- from the slugs asked for. KEYS: sessions, slugs. ARGV: scope ('all', 'flow' or 'slug'),
+-- the flow or slug, the cursor ('<inv>|<user id>', '' = from the start), how many, the
+-- expiry cut (inv, '' = none). Returns up to that many members '<slug>|<inv>|<user id>',
+-- newest first. Each slug's range is read in order, so the merge reads no more than it
+-- returns plus one head a slug.
+local scope, name, cursor, want, cut = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local slugs = {name}
+if scope ~= 'slug' then
+  slugs = {}
+  for _, slug in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if scope == 'all' or flow_of(slug) == name then slugs[#slugs + 1] = slug end
+  end
+end
+-- Byte order, as Redis orders members (Lua's < on strings follows the locale).
+local function bytes_lt(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local lists = {}
+for _, slug in ipairs(slugs) do
+  local lo = cursor == '' and ('[' .. slug .. '|') or ('(' .. slug .. '|' .. cursor)
+  local hi = cut == '' and ('(' .. slug .. '}') or ('(' .. slug .. '|' .. cut)
+  local batch = redis.call('ZRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', 0, want)
+  if #batch > 0 then lists[#lists + 1] = {items = batch, at = 1, skip = #slug + 2} end
+end
+local out = {}
+while #out < want do
+  local best, best_key
+  for _, list in ipairs(lists) do
+    local item = list.items[list.at]
+    if item then
+      local key = string.sub(item, list.skip)
+      if not best or bytes_lt(key, best_key) then best, best_key = list, key end
+    end
+  end
+  if not best then break end
+  out[#out + 1] = best.items[best.at]
+  best.at = best.at + 1
+end
+return out
