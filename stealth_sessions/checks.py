@@ -55,7 +55,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             lambda v: isinstance(v, str) and v != "" and not set(v) & set("{}* ?[]\t\n"),
             "a non-empty string without braces, wildcards or spaces",
         ),
-        "HISTORY_LENGTH": (_positive_int, "a positive int"),
+        # Bounded: a transition rewrites the user's history in its script.
+        "HISTORY_LENGTH": (lambda v: _positive_int(v) and v <= 1000, "an int from 1 to 1000"),
         "LOCK_TIMEOUT": (_positive_number, "a positive number of seconds"),
         "CONFLICT_RETRIES": (_positive_int, "a positive int"),
         "SCHEDULER": (lambda v: v is None or isinstance(v, str), "None or a dotted path"),

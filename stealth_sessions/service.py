@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -131,7 +132,7 @@ class SessionService:
         if limit < 1:
             return []
         return [
-            Transition(e.at_ms and from_ms(e.at_ms), e.source, e.target, e.method, e.origin)
+            Transition(from_ms(e.at_ms), e.source, e.target, e.method, e.origin)
             for e in self.store.history(validate_user_id(user_id), limit)
         ]
 
@@ -267,22 +268,36 @@ class SessionService:
     def is_locked(self, user_id: str) -> bool:
         return self.store.is_locked(validate_user_id(user_id))
 
-    # -- the collaborators' methods, on the service ---------------------------------------
+    # -- the collaborators' methods, on the service (documented there) --------------------
 
     def count_by_state(self) -> dict[str, int]:
         return self.browsing.count_by_state()
 
-    def browse(self, *args: Any, **kwargs: Any) -> tuple[list[ListedSession], str | None]:
-        return self.browsing.browse(*args, **kwargs)
+    def browse(
+        self,
+        flow: str | None = None,
+        slug: str | None = None,
+        user_id_prefix: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[ListedSession], str | None]:
+        return self.browsing.browse(flow, slug, user_id_prefix, cursor, limit)
 
-    def list_sessions(self, *args: Any, **kwargs: Any) -> tuple[list[Session], str | None]:
-        return self.browsing.list_sessions(*args, **kwargs)
+    def list_sessions(
+        self,
+        flow: str | None = None,
+        slug: str | None = None,
+        user_id_prefix: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Session], str | None]:
+        return self.browsing.list_sessions(flow, slug, user_id_prefix, cursor, limit)
 
     def purge_expired(self) -> int:
         """Drop the users whose session expired from the indexes (see Browsing.purge)."""
         return self.browsing.purge_expired()
 
-    def reset_many(self, user_ids: Any) -> BulkOutcome:
+    def reset_many(self, user_ids: Iterable[str]) -> BulkOutcome:
         return self.bulk.reset_many(user_ids)
 
     def reset_state(self, slug: str) -> BulkOutcome:
@@ -291,11 +306,47 @@ class SessionService:
     def move_state(self, slug: str, target: str, *, run_action: bool = False) -> BulkOutcome:
         return self.bulk.move_state(slug, target, run_action=run_action)
 
-    def step_to_in(self, user_id: str, delay: Any, **kwargs: Any) -> ScheduledStep:
-        return self.scheduled.step_to_in(user_id, delay, **kwargs)
+    def step_to_in(
+        self,
+        user_id: str,
+        delay: timedelta | float,
+        *,
+        slug: str | None = None,
+        flow: str | None = None,
+        state: str | None = None,
+        session: Session | None = None,
+        if_unchanged: bool = False,
+    ) -> ScheduledStep:
+        return self.scheduled.step_to_in(
+            user_id,
+            delay,
+            slug=slug,
+            flow=flow,
+            state=state,
+            session=session,
+            if_unchanged=if_unchanged,
+        )
 
-    def step_to_at(self, user_id: str, when: Any, **kwargs: Any) -> ScheduledStep:
-        return self.scheduled.step_to_at(user_id, when, **kwargs)
+    def step_to_at(
+        self,
+        user_id: str,
+        when: datetime,
+        *,
+        slug: str | None = None,
+        flow: str | None = None,
+        state: str | None = None,
+        session: Session | None = None,
+        if_unchanged: bool = False,
+    ) -> ScheduledStep:
+        return self.scheduled.step_to_at(
+            user_id,
+            when,
+            slug=slug,
+            flow=flow,
+            state=state,
+            session=session,
+            if_unchanged=if_unchanged,
+        )
 
     def scheduled_steps(self, user_id: str) -> list[ScheduledStep]:
         return self.scheduled.scheduled_steps(user_id)

@@ -137,7 +137,7 @@ class IndexEntry:
 # -- data values (see lua/prelude.lua) ------------------------------------------------------
 
 
-def parse_data(data: bytes | None) -> tuple[bytes, int, bytes, bytes | None] | None:
+def parse_data(data: bytes | None) -> tuple[bytes, int, bytes, bytes] | None:
     """``(mode, version, inv, indexed slug)`` of a data value; None if absent or unreadable
     (a value written by hand is ignored, never an error)."""
     if not data:
@@ -288,6 +288,26 @@ class RedisStore:
     ) -> Written:
         """Move the user to ``target`` (see lua/transition.lua). ``step``: a scheduled step
         firing, ``(step id, if_unchanged, source)``."""
+        keys, args = self.transition_call(
+            user_id, target, update, expected_version, ttl_ms, method, history_length, origin, step
+        )
+        with translate_errors("writing a session"):
+            return _written(self.scripts.transition(keys, args))
+
+    def transition_call(
+        self,
+        user_id: str,
+        target: str,
+        update: bool,
+        expected_version: int | None,
+        ttl_ms: int | None,
+        method: str,
+        history_length: int,
+        origin: str = "code",
+        step: tuple[str, bool, str | None] | None = None,
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The KEYS and ARGV of lua/transition.lua for transition() (and for loaders that
+        pipeline many, as the benchmarks do)."""
         k = self.keys.user(user_id)
         now = now_ms()
         head, tail = _entry_ends(method, origin, target)
@@ -300,8 +320,7 @@ class RedisStore:
         if step is not None:
             keys += (k.steps, k.shard.due)
             args += (step[0], "1" if step[1] else "0", step[2] or "")
-        with translate_errors("writing a session"):
-            return _written(self.scripts.transition(keys, args))
+        return keys, args
 
     def set_back_to(
         self, user_id: str, target: str, *, expected_version: int | None, ttl_ms: int | None

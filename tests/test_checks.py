@@ -152,6 +152,7 @@ def test_e007_applies_to_djangos_own_redis_cache(settings):
         ("SESSION_TTL", "1h"),
         ("SESSION_TTL", True),
         ("HISTORY_LENGTH", -1),
+        ("HISTORY_LENGTH", 1001),
         ("KEY_NAMESPACE", "a{b}"),
         ("KEY_NAMESPACE", ""),
         ("LOCK_TIMEOUT", 0),

@@ -206,3 +206,24 @@ def test_a_user_back_after_expiry_leaves_no_trace_in_the_old_state(settings):
     assert service.count_by_state() == {"goodbye->say_bye": 1}
     time.sleep(1.1)
     assert service.count_by_state() == {}
+
+
+def test_the_purge_command_and_job_purge_expired_users(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from stealth_sessions.scheduling.jobs import purge
+
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 1}
+    service = get_session_service()
+    for user in ("a", "b", "c"):
+        service.step_to(user, slug="hello->say_hello")
+    time.sleep(1.1)
+    out = StringIO()
+    call_command("stealth_sessions_purge", stdout=out)
+    assert out.getvalue() == "Purged 3 expired session(s).\n"
+    service.step_to("d", slug="hello->say_hello")
+    assert purge() == 0
+    time.sleep(1.1)
+    assert purge() == 1

@@ -314,8 +314,9 @@ def test_an_early_delivery_is_handed_back_not_applied(service, at_t0):
 
 def test_the_sweep_recovers_steps_whose_jobs_the_engine_lost(service, redis_client, at_t0):
     step = service.step_to_in("u1", 10, slug="follow_up->nudge")
-    for key in redis_client.scan_iter("rq:*"):  # RQ's data flushed
-        redis_client.delete(key)
+    rq_redis = django_rq.get_connection("default")  # with a cluster, RQ has its own server
+    for key in rq_redis.scan_iter("rq:*"):  # RQ's data flushed
+        rq_redis.delete(key)
     drain(T0 + timedelta(seconds=11))
     assert service.peek("u1") is None
     with time_machine.travel(step.due + timedelta(seconds=299), tick=False):

@@ -1,4 +1,4 @@
-"""An RQ cron configuration running the sweep every minute::
+"""An RQ cron configuration running the sweep and the purge of expired users every minute::
 
     manage.py rqcron stealth_sessions.scheduling.cron
 
@@ -8,6 +8,7 @@ One such process per deployment is enough; more are harmless (sweeps claim steps
 from rq import cron
 
 from ..conf import conf
-from .jobs import sweep
+from .jobs import purge, sweep
 
 cron.register(sweep, queue_name=conf.SCHEDULER_QUEUE, interval=60)
+cron.register(purge, queue_name=conf.SCHEDULER_QUEUE, interval=60)

@@ -18,3 +18,10 @@ def sweep(grace: float | None = None) -> int:
     ``manage.py stealth_sessions_sweep --every 60`` or ``manage.py rqcron
     stealth_sessions.scheduling.cron``."""
     return get_session_service().sweep_scheduled(conf.STEP_SWEEP_GRACE if grace is None else grace)
+
+
+def purge() -> int:
+    """Drop the users whose session expired from the indexes (SESSION_TTL set); returns how
+    many. Run it periodically: ``manage.py stealth_sessions_purge --every 60`` or ``manage.py
+    rqcron stealth_sessions.scheduling.cron``."""
+    return get_session_service().purge_expired()
