@@ -194,7 +194,7 @@ def test_support_finds_moves_and_resets_a_user(
     expect(success(page)).to_have_text("Moved bob to goodbye->say_bye (step_to).")
     expect(page.locator("#ss-current")).to_have_text("goodbye->say_bye")
     expect(page.locator(".ss-history tbody tr").first.locator(".ss-origin")).to_have_text("admin")
-    key = service.store.keys.current("bob")
+    key = service.store.keys.user("bob").session
     assert redis_client.get(key) == b"goodbye->say_bye"
     session = service.peek("bob")
     assert (session.slug, session.previous, session.version) == (
@@ -264,7 +264,7 @@ def test_reset_everyone_at_a_state(
     assert "hello->ask_name" not in counts
     assert counts == {slug: len(u) for slug, u in SEED.items() if slug != "hello->ask_name"}
     for user in SEED["hello->ask_name"]:
-        assert redis_client.get(service.store.keys.current(user)) is None
+        assert redis_client.get(service.store.keys.user(user).session) is None
     assert service.scheduled_steps("bob") == []
     # The list no longer offers the state.
     expect(page.locator("#changelist-filter")).not_to_contain_text("hello->ask_name")
@@ -316,7 +316,7 @@ def test_dashboard_charts_users_per_state(
     # A state renamed in a deploy: its users still show, flagged.
     for user in ("kim", "lee"):
         service.step_to(user, slug="hello->say_hello")
-        redis_client.set(service.store.keys.current(user), "hello->greet_v1")
+        redis_client.set(service.store.keys.user(user).session, "hello->greet_v1")
         service.get(user)  # re-indexes the hand-edited slug
     counts = service.count_by_state()
     assert counts["hello->greet_v1"] == 2
