@@ -732,6 +732,35 @@ class RedisStore:
                 pipe.zcard(shard.due)
             return sum(pipe.execute())
 
+    # -- operating: health checks and background bulk jobs -------------------------------------
+    # (stealth_sessions.contrib.health_check, stealth_sessions.jobs)
+
+    def first_due_steps(self, before_ms: int) -> list[tuple[str, str]]:
+        """``(user_id, step_id)`` of each shard's first step in the sweep index, if scored at
+        or before ``before_ms``: read-only, one ZRANGE a shard."""
+        with translate_errors("reading scheduled steps"):
+            pipe = self.client.pipeline(transaction=False)
+            for shard in self.keys.shards:
+                pipe.zrangebyscore(shard.due, "-inf", before_ms, start=0, num=1)
+            found = []
+            for members in pipe.execute():
+                for member in members:
+                    step_id, _, user_id = member.decode("utf-8", "replace").partition(":")
+                    found.append((user_id, step_id))
+        return found
+
+    def save_bulk_job(self, job_id: str, fields: dict[str, str | int], ttl_s: int) -> None:
+        """Write fields of a bulk job's record (one HSET: atomic), and its expiry."""
+        key = self.keys.bulk_job(job_id)
+        with translate_errors("saving a bulk job"):
+            self.client.hset(key, mapping=fields)
+            self.client.expire(key, ttl_s)
+
+    def bulk_job(self, job_id: str) -> dict[str, str] | None:
+        with translate_errors("reading a bulk job"):
+            raw = self.client.hgetall(self.keys.bulk_job(job_id))
+        return {decode(k): decode(v) for k, v in raw.items()} or None  # type: ignore[misc]
+
 
 def slide_every(ttl_ms: int | None) -> int:
     """How long after the last slide a get slides the expiry again: a hundredth of the TTL,

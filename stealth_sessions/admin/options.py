@@ -11,6 +11,7 @@ confirm on GET and act on POST only.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
 from django.views.generic import RedirectView
 
+from .. import metrics
 from ..context import origin
 from ..exceptions import (
     BulkOperationFailed,
@@ -45,6 +47,8 @@ from .forms import BackToForm, MoveForm, MoveStateForm
 TEMPLATES = "stealth_sessions/admin/"
 LOG_BATCH = 1000
 
+logger = logging.getLogger("stealth_sessions.admin")
+
 
 def redis_errors_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Redis down: the admin's look and a 503 with what happened, not a 500 traceback. The
@@ -55,6 +59,10 @@ def redis_errors_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         try:
             return view(self, request, *args, **kwargs)
         except SessionStoreUnavailable as exc:
+            logger.error(
+                "Answered %s %s with a 503: %s", request.method, request.path, exc, exc_info=exc
+            )
+            metrics.store_unavailable("admin")
             context = {**self._context(request, "Sessions are unavailable"), "error": str(exc)}
             return TemplateResponse(request, TEMPLATES + "unavailable.html", context, status=503)
 
