@@ -471,6 +471,15 @@ class RedisStore:
     def row(self, user_id: str) -> Listed | None:
         return self._rows([user_id])[0]
 
+    def walk_index(self, shard: int, lo: str, hi: str, count: int) -> list[IndexEntry]:
+        """Up to ``count`` entries of a shard's sessions index in its own order (slug, then
+        newest activity), from ``lo`` to ``hi`` (ZRANGEBYLEX bounds): an export's walk, one
+        bounded call at a time."""
+        key = self.keys.shards[shard].sessions
+        with translate_errors("walking sessions"):
+            members = self.client.zrangebylex(key, lo, hi, start=0, num=count)
+        return [IndexEntry.parse(member) for member in members]
+
     def present(self, user_ids: Sequence[str]) -> list[bool]:
         """Whether each user has a session, in one round trip."""
         with translate_errors("reading sessions"):

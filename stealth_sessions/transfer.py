@@ -30,9 +30,9 @@ from .context import current_origin
 from .exceptions import InvalidSlug, InvalidUserId, StealthSessionsError
 from .keys import SHARDS
 from .slugs import parse, slugify
-from .store import Entry, Restored, StealthSource, now_ms
+from .store import Entry, IndexEntry, Restored, StealthSource, inverted, now_ms
 from .users import validate_user_id
-from .values import ListedSession, ScheduledStep, to_ms
+from .values import ListedSession, ScheduledStep, from_ms, to_ms
 
 if TYPE_CHECKING:
     from .service import SessionService
@@ -72,16 +72,44 @@ class Transfer:
     def export(
         self, flow: str | None = None, slug: str | None = None, batch: int = BATCH
     ) -> Iterator[list[dict[str, Any]]]:
-        """Every user (or a flow's, or a slug's), newest activity first, as export records,
-        a page of up to ``batch`` at a time (each page: one listing call and one pipelined
-        read of the users' history and steps)."""
-        cursor = None
-        while True:
-            page, cursor = self.service.browse(flow=flow, slug=slug, cursor=cursor, limit=batch)
-            if page:
-                yield self.records(page)
-            if cursor is None:
-                return
+        """Every user (or a flow's, or a slug's) as export records, a batch of up to ``batch``
+        at a time: shard by shard, in each by slug then newest activity (so an import keeps
+        the order, and exporting again gives the same bytes). Each batch is one bounded range
+        read of a shard's index and one pipelined read of the users' records."""
+        if slug is not None:
+            slug = slugify(*parse(slug))
+            lo, hi = f"[{slug}|", f"({slug}}}"
+        elif flow is not None:
+            slugify(flow, "x")  # validates the flow name
+            lo, hi = f"[{flow}->", f"({flow}-?"  # '?' follows '>'
+        else:
+            lo, hi = "-", "+"
+        ttl_ms = None if self.service.ttl is None else self.service.ttl * 1000
+        for shard in range(SHARDS):
+            after = lo
+            while True:
+                entries = self.store.walk_index(shard, after, hi, batch)
+                if not entries:
+                    break
+                after = "(" + _member(entries[-1])
+                cut = None if ttl_ms is None else inverted(now_ms() - ttl_ms)
+                live = [e for e in entries if cut is None or e.inv < cut]
+                rows = [row for row in self.store.rows(live) if row is not None]
+                if rows:
+                    yield self.records(
+                        [
+                            ListedSession(
+                                self.service._session(row.user_id, row.session),
+                                None
+                                if row.session.activity_ms is None
+                                else from_ms(row.session.activity_ms),
+                                row.pending_steps,
+                            )
+                            for row in rows
+                        ]
+                    )
+                if len(entries) < batch:
+                    break
 
     def records(self, page: Sequence[ListedSession]) -> list[dict[str, Any]]:
         extras = self.store.exported(
@@ -257,6 +285,10 @@ class Transfer:
 
 
 # -- records -------------------------------------------------------------------------------
+
+
+def _member(entry: IndexEntry) -> str:
+    return f"{entry.slug}|{entry.inv}|{entry.user_id}"
 
 
 def _is_slug(value: str) -> bool:
