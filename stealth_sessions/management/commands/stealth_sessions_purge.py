@@ -1,4 +1,4 @@
-"""``manage.py stealth_sessions_purge [--every S]``: drop expired users from the indexes."""
+"""``manage.py stealth_sessions_purge [--every S]``: (an alias of `stealth_sessions purge`, kept for one release) drop expired users from the indexes."""
 
 from __future__ import annotations
 
