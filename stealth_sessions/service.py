@@ -23,6 +23,7 @@ from .exceptions import (
     SessionConflict,
 )
 from .flows import FlowMap
+from .jobs import BulkJobs
 from .slugs import parse, slugify
 from .steps import ScheduledSteps, StepNotApplied, load_scheduler
 from .store import RedisStore, Status, Stored, Written, decode, from_cache, now_ms
@@ -59,7 +60,8 @@ class SessionService:
     Composed of collaborators, each a public attribute: ``browsing`` (counts and pages),
     ``scheduled`` (scheduled steps) and ``bulk`` (operators' bulk changes); their methods are
     also the service's own. ``transfer`` (export, import, import from Stealth; used by the
-    ``stealth_sessions`` command) is reached through its attribute only."""
+    ``stealth_sessions`` command) and ``jobs`` (bulk changes as background jobs,
+    stealth_sessions.jobs) are reached through their attributes only."""
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class SessionService:
             outcomes_ttl=step_outcomes_ttl,
         )
         self.bulk = BulkOperations(self)
+        self.jobs = BulkJobs(self, store)
         self.transfer = Transfer(self)
 
     @property
