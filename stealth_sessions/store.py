@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
+from redis.commands.core import Script
 from redis.exceptions import (
     LockError,
     LockNotOwnedError,
@@ -198,18 +199,18 @@ class Scripts:
         for name in SCRIPT_NAMES:
             setattr(self, name, client.register_script(script_source(name)))
 
-    transition: Any
-    read: Any
-    back_to: Any
-    reset: Any
-    history: Any
-    count: Any
-    page: Any
-    expired: Any
-    purge: Any
-    step_add: Any
-    step_remove: Any
-    step_sweep: Any
+    transition: Script
+    read: Script
+    back_to: Script
+    reset: Script
+    history: Script
+    count: Script
+    page: Script
+    expired: Script
+    purge: Script
+    step_add: Script
+    step_remove: Script
+    step_sweep: Script
 
 
 @contextmanager
@@ -385,7 +386,7 @@ class RedisStore:
         raise AssertionError("unreachable")
 
     def _each_shard(
-        self, script: Any, keys: Callable[[ShardKeys], Sequence[str]], args: Sequence[Any]
+        self, script: Script, keys: Callable[[ShardKeys], Sequence[str]], args: Sequence[Any]
     ) -> list[Any]:
         """Run ``script`` once per shard."""
         return self._run_many(script, [(keys(shard), args) for shard in self.keys.shards])
@@ -576,7 +577,7 @@ class RedisStore:
         """Remove the given pending steps (none given: all), recording ``outcome``; returns
         those removed by this call (not those already gone)."""
         k = self.keys.user(user_id)
-        args = (user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
+        args: tuple[str | int, ...] = (user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
         with translate_errors("removing scheduled steps"):
             flat = self.scripts.step_remove((k.steps, k.shard.due, k.step_outcomes), args)
         return _records(flat)
