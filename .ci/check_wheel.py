@@ -9,6 +9,6 @@ assert "site-packages" in stealth_sessions.__file__, stealth_sessions.__file__
 package = files("stealth_sessions")
 for name in ("py.typed", "migrations/0001_initial.py"):
     assert package.joinpath(name).is_file(), name
-scripts = store._scripts()
-assert scripts and all("redis.call" in s.source for s in scripts.values())
+scripts = {name: store.script_source(name) for name in store.SCRIPT_NAMES}
+assert scripts and all("redis.call" in source for source in scripts.values())
 print(f"wheel OK: {stealth_sessions.__file__}, {len(scripts)} Lua scripts")

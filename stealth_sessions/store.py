@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
+from redis.commands.core import Script
 from redis.exceptions import (
     LockError,
     LockNotOwnedError,
@@ -29,7 +30,7 @@ from redis.exceptions import (
 )
 
 from .exceptions import SessionLocked, SessionStoreUnavailable
-from .keys import KeySpace, ShardKeys, UserKeys
+from .keys import KeySpace, ShardKeys, UserKeys, shard_of
 
 REDIS_ERRORS = (RedisError, RedisClusterException)
 MAX_INV = (1 << 44) - 1
@@ -119,10 +120,17 @@ class IndexEntry:
     user_id: str
 
     @classmethod
-    def parse(cls, member: bytes) -> IndexEntry:
-        text = member.decode("utf-8", "replace")
-        slug, inv, user_id = text.split("|", 2)
+    def parse(cls, member: bytes) -> IndexEntry | None:
+        """None for a member that is not the app's (added by hand): ignored, never an error."""
+        slug, _, rest = member.decode("utf-8", "replace").partition("|")
+        inv, sep, user_id = rest.partition("|")
+        if len(inv) != 11 or not sep or not user_id:
+            return None
         return cls(slug, inv, user_id)
+
+    @classmethod
+    def parse_all(cls, members: Sequence[bytes]) -> list[IndexEntry]:
+        return [e for e in map(cls.parse, members) if e is not None]
 
     @property
     def cursor(self) -> str:
@@ -238,19 +246,19 @@ class Scripts:
         for name in SCRIPT_NAMES:
             setattr(self, name, client.register_script(script_source(name)))
 
-    transition: Any
-    read: Any
-    back_to: Any
-    reset: Any
-    history: Any
-    count: Any
-    page: Any
-    expired: Any
-    purge: Any
-    step_add: Any
-    step_remove: Any
-    step_sweep: Any
-    restore: Any
+    transition: Script
+    read: Script
+    back_to: Script
+    reset: Script
+    history: Script
+    count: Script
+    page: Script
+    expired: Script
+    purge: Script
+    step_add: Script
+    step_remove: Script
+    step_sweep: Script
+    restore: Script
 
 
 @contextmanager
@@ -419,7 +427,7 @@ class RedisStore:
         raise AssertionError("unreachable")
 
     def _each_shard(
-        self, script: Any, keys: Callable[[ShardKeys], Sequence[str]], args: Sequence[Any]
+        self, script: Script, keys: Callable[[ShardKeys], Sequence[str]], args: Sequence[Any]
     ) -> list[Any]:
         """Run ``script`` once per shard."""
         return self._run_many(script, [(keys(shard), args) for shard in self.keys.shards])
@@ -443,7 +451,7 @@ class RedisStore:
         args = (scope, name, cursor or "", limit, cut)
         with translate_errors("listing sessions"):
             parts = self._each_shard(self.scripts.page, _index_keys, args)
-        merged = heapq.merge(*([IndexEntry.parse(m) for m in p] for p in parts), key=_order)
+        merged = heapq.merge(*(IndexEntry.parse_all(p) for p in parts), key=_order)
         return [entry for _, entry in zip(range(limit), merged)]
 
     def scan_user_ids(
@@ -455,7 +463,7 @@ class RedisStore:
         key = self.keys.shards[shard].sessions
         with translate_errors("searching sessions"):
             cursor, members = self.client.zscan(key, cursor, match=pattern, count=count)
-        entries = (IndexEntry.parse(member) for member, _ in members)
+        entries = IndexEntry.parse_all([member for member, _ in members])
         return [e for e in entries if e.user_id.startswith(prefix)], cursor
 
     def rows(self, entries: Sequence[IndexEntry]) -> list[Listed | None]:
@@ -574,18 +582,23 @@ class RedisStore:
         """Drop from the indexes, in batches of ``batch`` users a shard, the users whose
         session expired; returns how many. Each Redis call is bounded by ``batch``."""
         purged = 0
-        for shard in self.keys.shards:
+        for number, shard in enumerate(self.keys.shards):
             while True:
                 now = now_ms()
                 with translate_errors("purging expired sessions"):
                     members = self.scripts.expired(
                         _index_keys(shard), (inverted(now - ttl_ms), batch)
                     )
-                    calls = []
+                    calls, junk = [], []
                     for member in members:
-                        user_id = IndexEntry.parse(member).user_id
-                        keys = _user_keys(self.keys.user(user_id))
-                        calls.append((keys, (user_id, member, ttl_ms, now)))
+                        entry = IndexEntry.parse(member)
+                        if entry is None or shard_of(entry.user_id) != number:
+                            junk.append(member)  # not the app's (added by hand)
+                            continue
+                        keys = _user_keys(self.keys.user(entry.user_id))
+                        calls.append((keys, (entry.user_id, member, ttl_ms, now)))
+                    if junk:
+                        self.client.zrem(shard.sessions, *junk)
                     purged += sum(self._run_many(self.scripts.purge, calls))
                 if len(members) < batch:
                     break
@@ -690,7 +703,7 @@ class RedisStore:
         """Remove the given pending steps (none given: all), recording ``outcome``; returns
         those removed by this call (not those already gone)."""
         k = self.keys.user(user_id)
-        args = (user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
+        args: tuple[str | int, ...] = (user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
         with translate_errors("removing scheduled steps"):
             flat = self.scripts.step_remove((k.steps, k.shard.due, k.step_outcomes), args)
         return _records(flat)

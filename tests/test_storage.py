@@ -181,3 +181,17 @@ def test_version_is_back_to_zero_after_a_reset(service):
     service.step_to("u", slug="hello->say_hello")
     service.reset("u")
     assert service.step_to("u", slug="hello->say_hello", expected_version=0).version == 1
+
+
+@pytest.mark.parametrize("junk", [b"junk", b"hello->say_hello|zz|x", b"hello->say_hello|"])
+def test_an_index_member_added_by_hand_is_ignored_and_purged(settings, redis_client, junk):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 60}
+    service = get_session_service()
+    service.step_to("u", slug="hello->say_hello")
+    shard = service.store.keys.user("u").shard
+    redis_client.zadd(shard.sessions, {junk: 0})
+    assert [s.user_id for s in service.list_sessions()[0]] == ["u"]
+    assert [s.user_id for s in service.list_sessions(user_id_prefix="u")[0]] == ["u"]
+    assert service.count_by_state()["hello->say_hello"] >= 1
+    service.purge_expired()
+    assert service.peek("u").slug == "hello->say_hello"
