@@ -479,14 +479,18 @@ class RedisStore:
     def row(self, user_id: str) -> Listed | None:
         return self._rows([user_id])[0]
 
-    def walk_index(self, shard: int, lo: str, hi: str, count: int) -> list[IndexEntry]:
-        """Up to ``count`` entries of a shard's sessions index in its own order (slug, then
-        newest activity), from ``lo`` to ``hi`` (ZRANGEBYLEX bounds): an export's walk, one
-        bounded call at a time."""
+    def walk_index(
+        self, shard: int, lo: bytes | str, hi: str, count: int
+    ) -> tuple[list[IndexEntry], bytes | None]:
+        """The entries among ``count`` members of a shard's sessions index in its own order
+        (slug, then newest activity), from ``lo`` to ``hi`` (ZRANGEBYLEX bounds), and the
+        ``lo`` to go on from (None: the range is done): an export's walk, one bounded call at
+        a time."""
         key = self.keys.shards[shard].sessions
         with translate_errors("walking sessions"):
             members = self.client.zrangebylex(key, lo, hi, start=0, num=count)
-        return [IndexEntry.parse(member) for member in members]
+        resume = b"(" + members[-1] if len(members) == count else None
+        return IndexEntry.parse_all(members), resume
 
     def present(self, user_ids: Sequence[str]) -> list[bool]:
         """Whether each user has a session, in one round trip."""

@@ -30,7 +30,7 @@ from .context import current_origin
 from .exceptions import InvalidSlug, InvalidUserId, StealthSessionsError
 from .keys import SHARDS
 from .slugs import parse, slugify
-from .store import Entry, IndexEntry, Restored, StealthSource, inverted, now_ms
+from .store import Entry, Restored, StealthSource, inverted, now_ms
 from .users import validate_user_id
 from .values import ListedSession, ScheduledStep, from_ms, to_ms
 
@@ -86,12 +86,9 @@ class Transfer:
             lo, hi = "-", "+"
         ttl_ms = None if self.service.ttl is None else self.service.ttl * 1000
         for shard in range(SHARDS):
-            after = lo
-            while True:
-                entries = self.store.walk_index(shard, after, hi, batch)
-                if not entries:
-                    break
-                after = "(" + _member(entries[-1])
+            after: bytes | str | None = lo
+            while after is not None:
+                entries, after = self.store.walk_index(shard, after, hi, batch)
                 cut = None if ttl_ms is None else inverted(now_ms() - ttl_ms)
                 live = [e for e in entries if cut is None or e.inv < cut]
                 rows = [row for row in self.store.rows(live) if row is not None]
@@ -108,8 +105,6 @@ class Transfer:
                             for row in rows
                         ]
                     )
-                if len(entries) < batch:
-                    break
 
     def records(self, page: Sequence[ListedSession]) -> list[dict[str, Any]]:
         extras = self.store.exported(
@@ -285,10 +280,6 @@ class Transfer:
 
 
 # -- records -------------------------------------------------------------------------------
-
-
-def _member(entry: IndexEntry) -> str:
-    return f"{entry.slug}|{entry.inv}|{entry.user_id}"
 
 
 def _is_slug(value: str) -> bool:

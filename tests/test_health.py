@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -33,8 +34,15 @@ urlpatterns = [
 ]
 
 
+def run(coroutine):
+    """asyncio.run() in a thread of its own: this thread may already run an event loop
+    (Playwright's, when the browser tests ran first)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def error_of(check: SessionStore) -> str | None:
-    result = asyncio.run(check.get_result())
+    result = run(check.get_result())
     return None if result.error is None else str(result.error)
 
 
@@ -88,11 +96,11 @@ def test_the_health_view_answers_200_then_500(service):
         response = await AsyncClient().get("/health/", headers={"accept": "application/json"})
         return response.status_code, json.loads(response.content)
 
-    status, body = asyncio.run(get())
+    status, body = run(get())
     assert status == 200, body
     with time_machine.travel(T0, tick=False):
         service.step_to_in("u1", 10, slug="follow_up->nudge")
     with time_machine.travel(T0 + timedelta(hours=1), tick=False):
-        status, body = asyncio.run(get())
+        status, body = run(get())
     assert status == 500
     assert "overdue" in json.dumps(body)
