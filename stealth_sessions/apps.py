@@ -7,4 +7,9 @@ class StealthSessionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            metrics,
+        )
+
+        metrics.install_if_enabled()

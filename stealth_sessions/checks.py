@@ -64,6 +64,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         "STEP_SWEEP_GRACE": (_positive_number, "a positive number of seconds"),
         "STEP_OUTCOMES_LENGTH": (_positive_int, "a positive int"),
         "STEP_OUTCOMES_TTL": (_positive_int, "a positive int (s)"),
+        "METRICS": (lambda v: isinstance(v, bool), "True or False"),
     }
     for name, (valid, expected) in rules.items():
         if name in user and not valid(user[name]):
@@ -79,7 +80,25 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     errors += _check_cache()
     errors += _check_flow_map()
     errors += _check_scheduler()
+    errors += _check_metrics()
     return errors
+
+
+def _check_metrics() -> list[CheckMessage]:
+    """E012: METRICS is on, but prometheus_client is not installed."""
+    if not conf.METRICS:
+        return []
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        return [
+            Error(
+                f"{_setting('METRICS')} is True, but prometheus_client is not installed.",
+                hint="pip install 'stealth-sessions[metrics]', or set METRICS to False.",
+                id="stealth_sessions.E012",
+            )
+        ]
+    return []
 
 
 DJANGO_REDIS = "django_redis.cache.RedisCache"

@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "STEP_SWEEP_GRACE": 300,
     "STEP_OUTCOMES_LENGTH": 20,
     "STEP_OUTCOMES_TTL": 30 * 24 * 3600,
+    # Prometheus metrics (stealth_sessions.metrics; needs prometheus_client).
+    "METRICS": False,
 }
 
 
@@ -86,6 +88,12 @@ class Settings:
     @property
     def STEP_OUTCOMES_TTL(self) -> int:
         return self._get("STEP_OUTCOMES_TTL")
+
+    @property
+    def METRICS(self) -> bool:
+        """Collect Prometheus metrics (stealth_sessions.metrics) in prometheus_client's
+        default registry."""
+        return self._get("METRICS")
 
 
 conf = Settings()

@@ -19,6 +19,8 @@ gather from the ``SHARDS`` shards. The layout is the same on a single Redis and 
     <base>:{NN}:codes       the shard's history dictionary (HASH, see lua/prelude.lua)
     <base>:{NN}:due         the shard's scheduled steps by sweep time (ZSET)
 
+    <base>:bulk_job:<job_id>  a background bulk job's record and progress (HASH, no tag: one key)
+
 The kind of key comes before the user id, so no user id, whatever it holds, names another
 user's key. ``data``'s format and the index members are documented in lua/prelude.lua.
 """
@@ -98,3 +100,7 @@ class KeySpace:
             f"{tag}:back_to:{user_id}",
             f"{tag}:data:{user_id}",
         )
+
+    def bulk_job(self, job_id: str) -> str:
+        """A background bulk job's record (a HASH; see stealth_sessions/jobs.py)."""
+        return f"{self.base}:bulk_job:{job_id}"

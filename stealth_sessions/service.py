@@ -23,9 +23,11 @@ from .exceptions import (
     SessionConflict,
 )
 from .flows import FlowMap
+from .jobs import BulkJobs
 from .slugs import parse, slugify
 from .steps import ScheduledSteps, StepNotApplied, load_scheduler
 from .store import RedisStore, Status, Stored, Written, decode, from_cache, now_ms
+from .transfer import Transfer
 from .users import validate_user_id
 from .values import (
     BulkOutcome,
@@ -57,7 +59,9 @@ class SessionService:
 
     Composed of collaborators, each a public attribute: ``browsing`` (counts and pages),
     ``scheduled`` (scheduled steps) and ``bulk`` (operators' bulk changes); their methods are
-    also the service's own."""
+    also the service's own. ``transfer`` (export, import, import from Stealth; used by the
+    ``stealth_sessions`` command) and ``jobs`` (bulk changes as background jobs,
+    stealth_sessions.jobs) are reached through their attributes only."""
 
     def __init__(
         self,
@@ -90,6 +94,8 @@ class SessionService:
             outcomes_ttl=step_outcomes_ttl,
         )
         self.bulk = BulkOperations(self)
+        self.jobs = BulkJobs(self, store)
+        self.transfer = Transfer(self)
 
     @property
     def scheduler(self) -> StepScheduler | None:

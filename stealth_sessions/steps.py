@@ -21,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import signals
+from . import metrics, signals
 from .context import origin
 from .exceptions import (
     InvalidSchedule,
@@ -180,20 +180,35 @@ class ScheduledSteps:
         engine's retry or the sweep runs it again), and re-raises what a signal receiver or
         ``@on_enter`` action raised, after recording it."""
         validate_user_id(user_id)
+        try:
+            outcome = self._run_step(user_id, step_id)
+        except SessionStoreUnavailable:
+            metrics.store_unavailable("scheduler")
+            metrics.scheduled_step("error")
+            raise
+        except SessionConflict:
+            metrics.scheduled_step("error")
+            raise
+        return outcome
+
+    def _run_step(self, user_id: str, step_id: str) -> str:
         record = self.store.step(user_id, step_id)
         if record is None:
             self.store.forget_step(user_id, step_id)
+            metrics.scheduled_step(GONE)
             return GONE
         step = self._scheduled_step(user_id, step_id, record)
         if step.due > timezone.now():
             # Engines round times (RQ: to the second) and hosts' clocks differ: not yet.
             self._hand_off(step)
+            metrics.scheduled_step(EARLY)
             return EARLY
         try:
             # Validated again: the flow map may have changed since the step was scheduled.
             target = self.service._checked(step.target)
         except StealthSessionsError as exc:
             self._remove_step(step, FAILED, f"Target {step.target!r} is no longer valid: {exc}")
+            metrics.scheduled_step(FAILED)
             return FAILED
         try:
             with origin("scheduler"):
@@ -209,6 +224,7 @@ class ScheduledSteps:
                 )
         except StepNotApplied as exc:
             if not exc.dropped:
+                metrics.scheduled_step(GONE)
                 return GONE  # applied or cancelled by someone else meanwhile
             self._record_outcome(
                 step,
@@ -216,16 +232,21 @@ class ScheduledSteps:
                 f"if_unchanged: the user is at {exc.current or '(no session)'}, "
                 f"not {step.source or '(no session)'}",
             )
+            metrics.scheduled_step(DROPPED)
             return DROPPED
         except (SessionStoreUnavailable, SessionConflict):
             raise
         except Exception as exc:
             why = f"{type(exc).__name__}: {exc}"
-            if not self._remove_step(step, FAILED, f"A pre_transition receiver raised {why}"):
+            if self._remove_step(step, FAILED, f"A pre_transition receiver raised {why}"):
+                metrics.scheduled_step(FAILED)
+            else:
                 # Taken by the write: applied, then a post_transition receiver or action raised.
                 self._record_outcome(step, APPLIED, f"Applied, then a receiver raised {why}")
+                metrics.scheduled_step(APPLIED, (timezone.now() - step.due).total_seconds())
             raise
         self._record_outcome(step, APPLIED, "")
+        metrics.scheduled_step(APPLIED, (timezone.now() - step.due).total_seconds())
         return APPLIED
 
     def sweep_scheduled(self, grace: float, *, batch: int = 1000) -> int:
@@ -245,6 +266,15 @@ class ScheduledSteps:
                     handed += 1
             if len(claimed) < batch:
                 return handed
+
+    def oldest_overdue(self) -> datetime | None:
+        """The due time of the oldest step still pending although due, as found from the
+        first step of each shard's sweep index (None: none is due). For health checks."""
+        now = to_ms(timezone.now())
+        found = self.store.first_due_steps(now)
+        dues = [record["due"] for record in self.store.steps_of(found) if record is not None]
+        overdue = [due for due in dues if due <= now]
+        return from_ms(min(overdue)) if overdue else None
 
     def _schedule(
         self,

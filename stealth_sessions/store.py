@@ -142,6 +142,46 @@ class IndexEntry:
         return self.inv, self.user_id.encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """A user to write whole (lua/restore.lua): an exported user, or one imported from
+    Stealth. ``entries``: history, newest first; ``steps``: ``(step id, record, sweep score
+    ms)``, the record as the steps hash holds it."""
+
+    user_id: str
+    slug: str
+    previous: str | None
+    back_to: str | None
+    version: int
+    activity_ms: int
+    ttl_ms: int | None
+    entries: tuple[Entry, ...] = ()
+    steps: tuple[tuple[str, dict[str, Any], int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StealthUser:
+    """A user as a Stealth bot keeps them: ``<id>`` (the slug), ``<id>-previous``,
+    ``<id>-back_to`` (``""``: none), and the slug key's remaining expiry (None: none)."""
+
+    user_id: str
+    slug: str
+    previous: str | None
+    back_to: str | None
+    ttl_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StealthBatch:
+    """What one SCAN call of a Stealth keyspace found: its ``users``, and ``ignored``, how many
+    keys are neither a user's slug nor their ``-previous``/``-back_to`` (another type, or a
+    string that is not a slug)."""
+
+    users: list[StealthUser]
+    ignored: int
+    cursor: int
+
+
 # -- data values (see lua/prelude.lua) ------------------------------------------------------
 
 
@@ -189,7 +229,7 @@ def _written(row: list[Any]) -> Written:
 
 SCRIPT_NAMES = (
     "transition", "read", "back_to", "reset", "history", "count", "page", "expired", "purge",
-    "step_add", "step_remove", "step_sweep",
+    "step_add", "step_remove", "step_sweep", "restore",
 )  # fmt: skip
 
 
@@ -218,6 +258,7 @@ class Scripts:
     step_add: Script
     step_remove: Script
     step_sweep: Script
+    restore: Script
 
 
 @contextmanager
@@ -361,14 +402,7 @@ class RedisStore:
         k = self.keys.user(user_id)
         with translate_errors("reading a session's history"):
             entries, arrays = self.scripts.history((k.data, k.shard.codes), (limit,))
-        out = []
-        for entry, array in zip(entries, arrays):
-            # Anything set by hand may be any bytes: decoded leniently, as slugs are.
-            method, origin, source, target = json.loads(
-                (array or entry[11:]).decode("utf-8", "replace")
-            )
-            out.append(Entry(int(entry[:11], 16), method, origin, source or None, target))
-        return out
+        return _entries(entries, arrays)
 
     # -- many users: gathered from every shard, each call bounded ---------------------------
 
@@ -445,6 +479,27 @@ class RedisStore:
     def row(self, user_id: str) -> Listed | None:
         return self._rows([user_id])[0]
 
+    def walk_index(
+        self, shard: int, lo: bytes | str, hi: str, count: int
+    ) -> tuple[list[IndexEntry], bytes | None]:
+        """The entries among ``count`` members of a shard's sessions index in its own order
+        (slug, then newest activity), from ``lo`` to ``hi`` (ZRANGEBYLEX bounds), and the
+        ``lo`` to go on from (None: the range is done): an export's walk, one bounded call at
+        a time."""
+        key = self.keys.shards[shard].sessions
+        with translate_errors("walking sessions"):
+            members = self.client.zrangebylex(key, lo, hi, start=0, num=count)
+        resume = b"(" + members[-1] if len(members) == count else None
+        return IndexEntry.parse_all(members), resume
+
+    def present(self, user_ids: Sequence[str]) -> list[bool]:
+        """Whether each user has a session, in one round trip."""
+        with translate_errors("reading sessions"):
+            pipe = self.client.pipeline(transaction=False)
+            for user_id in user_ids:
+                pipe.exists(self.keys.user(user_id).session)
+            return [bool(n) for n in pipe.execute()]
+
     def _rows(self, user_ids: Sequence[str]) -> list[Listed | None]:
         with translate_errors("listing sessions"):
             pipe = self.client.pipeline(transaction=False)
@@ -463,6 +518,69 @@ class RedisStore:
             entry = None if meta is None else (index_slug(meta[3]), meta[2].decode())
             out.append(Listed(user_id, _stored(cur, prev, back, data), pending, entry))
         return out
+
+    def exported(
+        self, user_ids: Sequence[str], limit: int
+    ) -> list[tuple[list[Entry], dict[str, dict[str, Any]]]]:
+        """For each user, their latest ``limit`` history entries and pending steps, in one
+        pipelined round trip (export: ``history()`` and ``steps()`` of many users)."""
+        calls = []
+        for user_id in user_ids:
+            k = self.keys.user(user_id)
+            calls.append(((k.data, k.shard.codes), (limit,)))
+        with translate_errors("exporting sessions"):
+            histories = self._run_many(self.scripts.history, calls)
+            pipe = self.client.pipeline(transaction=False)
+            for user_id in user_ids:
+                pipe.hgetall(self.keys.user(user_id).steps)
+            steps = pipe.execute()
+        return [
+            (_entries(entries, arrays), _records(raw))
+            for (entries, arrays), raw in zip(histories, steps)
+        ]
+
+    def restore(
+        self, users: Sequence[Restored], *, replace: bool, history_length: int
+    ) -> list[bool]:
+        """Write each user whole (lua/restore.lua), each atomically, pipelined in one round
+        trip; True for each written, False for each skipped (a session there, no ``replace``)."""
+        calls = []
+        for user in users:
+            k = self.keys.user(user.user_id)
+            keys = (*_user_keys(k), k.shard.codes, k.steps, k.shard.due)
+            args: list[Any] = [
+                user.user_id, "1" if replace else "0", user.slug, user.previous or "",
+                user.back_to or "", user.version, inverted(user.activity_ms), user.ttl_ms or "",
+                history_length, len(user.entries),
+            ]  # fmt: skip
+            for e in user.entries:
+                head, tail = _entry_ends(e.method, e.origin, e.target)
+                source = "false" if e.source is None else json.dumps(e.source, ensure_ascii=False)
+                args.append(f"{e.at_ms:011x}{head}{source}{tail}")
+            for step_id, record, score in user.steps:
+                args += (step_id, json.dumps(record, separators=(",", ":")), score)
+            calls.append((keys, args))
+        with translate_errors("restoring sessions"):
+            return [bool(r) for r in self._run_many(self.scripts.restore, calls)]
+
+    def overdue_steps_count(self, before_ms: int) -> int:
+        """How many pending steps the sweep index has due at or before ``before_ms``."""
+        with translate_errors("counting scheduled steps"):
+            pipe = self.client.pipeline(transaction=False)
+            for shard in self.keys.shards:
+                pipe.zcount(shard.due, "-inf", before_ms)
+            return sum(pipe.execute())
+
+    def scan_steps(self, shard: int, cursor: int, count: int) -> tuple[list[tuple[str, str]], int]:
+        """One ZSCAN call over a shard's sweep index: ``(user_id, step_id)`` of about
+        ``count`` pending steps, and the cursor to go on from (0: done)."""
+        with translate_errors("reading scheduled steps"):
+            cursor, members = self.client.zscan(self.keys.shards[shard].due, cursor, count=count)
+        pairs = []
+        for member, _ in members:
+            step_id, _, user_id = member.decode("utf-8", "replace").partition(":")
+            pairs.append((user_id, step_id))
+        return pairs, cursor
 
     def purge_expired(self, ttl_ms: int, batch: int = 200) -> int:
         """Drop from the indexes, in batches of ``batch`` users a shard, the users whose
@@ -640,6 +758,35 @@ class RedisStore:
                 pipe.zcard(shard.due)
             return sum(pipe.execute())
 
+    # -- operating: health checks and background bulk jobs -------------------------------------
+    # (stealth_sessions.contrib.health_check, stealth_sessions.jobs)
+
+    def first_due_steps(self, before_ms: int) -> list[tuple[str, str]]:
+        """``(user_id, step_id)`` of each shard's first step in the sweep index, if scored at
+        or before ``before_ms``: read-only, one ZRANGE a shard."""
+        with translate_errors("reading scheduled steps"):
+            pipe = self.client.pipeline(transaction=False)
+            for shard in self.keys.shards:
+                pipe.zrangebyscore(shard.due, "-inf", before_ms, start=0, num=1)
+            found = []
+            for members in pipe.execute():
+                for member in members:
+                    step_id, _, user_id = member.decode("utf-8", "replace").partition(":")
+                    found.append((user_id, step_id))
+        return found
+
+    def save_bulk_job(self, job_id: str, fields: dict[str, str | int], ttl_s: int) -> None:
+        """Write fields of a bulk job's record (one HSET: atomic), and its expiry."""
+        key = self.keys.bulk_job(job_id)
+        with translate_errors("saving a bulk job"):
+            self.client.hset(key, mapping=fields)
+            self.client.expire(key, ttl_s)
+
+    def bulk_job(self, job_id: str) -> dict[str, str] | None:
+        with translate_errors("reading a bulk job"):
+            raw = self.client.hgetall(self.keys.bulk_job(job_id))
+        return {decode(k): decode(v) for k, v in raw.items()} or None  # type: ignore[misc]
+
 
 def slide_every(ttl_ms: int | None) -> int:
     """How long after the last slide a get slides the expiry again: a hundredth of the TTL,
@@ -666,6 +813,18 @@ def _order(entry: IndexEntry) -> tuple[str, bytes]:
     return entry.order
 
 
+def _entries(entries: list[bytes], arrays: list[bytes | None]) -> list[Entry]:
+    """Entries as lua/history.lua returns them."""
+    out = []
+    for entry, array in zip(entries, arrays):
+        # Anything set by hand may be any bytes: decoded leniently, as slugs are.
+        method, origin, source, target = json.loads(
+            (array or entry[11:]).decode("utf-8", "replace")
+        )
+        out.append(Entry(int(entry[:11], 16), method, origin, source or None, target))
+    return out
+
+
 def _records(flat: list[bytes] | dict[Any, Any]) -> dict[str, dict[str, Any]]:
     """``{step id: record}`` from a steps hash's HGETALL (flat from a script, or a dict)."""
     if isinstance(flat, dict):
@@ -683,3 +842,74 @@ def from_cache(alias: str, namespace: str) -> RedisStore:
     base = str(caches[alias].make_key(namespace))
     with translate_errors("connecting"):  # a cluster client connects when built
         return RedisStore(redis_client(alias), KeySpace(base))
+
+
+# -- a Stealth bot's Redis (import-stealth) --------------------------------------------------
+
+_COMPANIONS = (b"-previous", b"-back_to")
+
+
+class StealthSource:
+    """Reads a live Stealth bot's keyspace (a single Redis): ``<id>`` holds the user's slug,
+    ``<id>-previous`` and ``<id>-back_to`` theirs (``""``: none), each key with its own
+    expiry. Read with SCAN in small batches and pipelined MGET/PTTL, so the bot keeps
+    serving."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        lua = files(__package__).joinpath("lua", "stealth_delete.lua").read_text()
+        self._delete = client.register_script(lua)
+
+    @classmethod
+    def from_url(cls, url: str) -> StealthSource:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        except ValueError as exc:
+            raise SessionStoreUnavailable(f"Unusable Redis URL {url!r}: {exc}") from exc
+        source = cls(client)
+        with translate_errors(f"connecting to {url}"):
+            client.ping()
+        return source
+
+    def scan(self, cursor: int, count: int, is_slug: Callable[[str], bool]) -> StealthBatch:
+        """One SCAN call from ``cursor`` and what its keys hold: a key is a user when it holds
+        a string ``is_slug`` accepts; ``-previous``/``-back_to`` keys are read with their user."""
+        with translate_errors("reading the Stealth keyspace"):
+            cursor, keys = self.client.scan(cursor, count=count)
+            ids = [key for key in keys if not key.endswith(_COMPANIONS)]
+            pipe = self.client.pipeline(transaction=False)
+            for key in ids:
+                pipe.type(key)
+                pipe.execute_command("MGET", key, key + b"-previous", key + b"-back_to")
+                pipe.pttl(key)
+            replies = pipe.execute()
+        users, ignored = [], 0
+        for i, key in enumerate(ids):
+            kind, (cur, prev, back), pttl = replies[3 * i : 3 * i + 3]
+            slug = None if kind != b"string" or cur is None else cur.decode("utf-8", "replace")
+            user_id = key.decode("utf-8", "replace")
+            if slug is None or not is_slug(slug) or user_id.encode() != key:
+                ignored += 1
+                continue
+            users.append(
+                StealthUser(
+                    user_id,
+                    slug,
+                    decode(prev) or None,
+                    decode(back) or None,
+                    pttl if pttl > 0 else None,
+                )
+            )
+        return StealthBatch(users, ignored, cursor)
+
+    def delete(self, users: Sequence[tuple[str, str]]) -> int:
+        """Delete the keys of ``(user id, slug imported)`` users whose slug is still that one;
+        returns how many were deleted."""
+        with translate_errors("deleting Stealth keys"):
+            pipe = self.client.pipeline(transaction=False)
+            for user_id, slug in users:
+                keys = (user_id, f"{user_id}-previous", f"{user_id}-back_to")
+                self._delete(keys=keys, args=(slug,), client=pipe)
+            return sum(pipe.execute())

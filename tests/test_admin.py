@@ -49,6 +49,13 @@ def admin_client() -> Client:
 
 
 @pytest.fixture
+def in_request(settings):
+    """No task engine: the bulk changes of a state run inside the request (with one, they run
+    in the background: tests/test_bulk_jobs.py)."""
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SCHEDULER": None}
+
+
+@pytest.fixture
 def people(service):
     service.step_to("+4412", slug="hello->say_hello")
     service.step_to("+4412", slug="hello->ask_name")
@@ -276,7 +283,7 @@ def test_reset_selected_confirms_then_resets(admin_client, people):
     assert sorted(LogEntry.objects.values_list("object_id", flat=True)) == ["+4412", "zoë"]
 
 
-def test_reset_everyone_in_a_state(admin_client, people):
+def test_reset_everyone_in_a_state(admin_client, in_request, people):
     page = admin_client.get(url("reset_state"), {"slug": "hello->ask_name"}).content.decode()
     assert '<strong id="ss-count">2</strong>' in page
     assert people.count_by_state()["hello->ask_name"] == 2
@@ -285,7 +292,7 @@ def test_reset_everyone_in_a_state(admin_client, people):
     assert people.count_by_state() == {"goodbye->say_bye": 1}
 
 
-def test_move_everyone_in_a_renamed_state(admin_client, people, redis_client, record):
+def test_move_everyone_in_a_renamed_state(admin_client, in_request, people, redis_client, record):
     for user in ("r1", "r2", "r3"):
         people.step_to(user, slug="hello->say_hello")
         redis_client.set(people.store.keys.user(user).session, "hello->greet_v1")  # a renamed state
@@ -307,7 +314,7 @@ def test_move_everyone_in_a_renamed_state(admin_client, people, redis_client, re
 
 
 def test_a_bulk_action_stopped_part_way_reports_and_logs_what_it_did(
-    admin_client, service, receiver
+    admin_client, in_request, service, receiver
 ):
     for i in range(5):
         service.step_to(f"b{i}", slug="hello->say_hello")

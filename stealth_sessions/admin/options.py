@@ -11,6 +11,7 @@ confirm on GET and act on POST only.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -22,10 +23,11 @@ from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path, re_path, reverse
 from django.utils.http import urlencode
 from django.views.generic import RedirectView
 
+from .. import metrics
 from ..context import origin
 from ..exceptions import (
     BulkOperationFailed,
@@ -36,6 +38,7 @@ from ..exceptions import (
     SessionStoreUnavailable,
     StealthSessionsError,
 )
+from ..jobs import MOVE, RESET
 from ..models import Session as SessionObject
 from ..service import SessionService, get_session_service, validate_user_id
 from ..slugs import parse
@@ -44,6 +47,8 @@ from .forms import BackToForm, MoveForm, MoveStateForm
 
 TEMPLATES = "stealth_sessions/admin/"
 LOG_BATCH = 1000
+
+logger = logging.getLogger("stealth_sessions.admin")
 
 
 def redis_errors_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -55,6 +60,10 @@ def redis_errors_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         try:
             return view(self, request, *args, **kwargs)
         except SessionStoreUnavailable as exc:
+            logger.error(
+                "Answered %s %s with a 503: %s", request.method, request.path, exc, exc_info=exc
+            )
+            metrics.store_unavailable("admin")
             context = {**self._context(request, "Sessions are unavailable"), "error": str(exc)}
             return TemplateResponse(request, TEMPLATES + "unavailable.html", context, status=503)
 
@@ -63,6 +72,9 @@ def redis_errors_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
 
 class SessionAdmin(admin.ModelAdmin):
     list_per_page = 100
+    # Without a task engine, "reset/move everyone at a state" runs inside the request (about
+    # 3,500 users a second) only up to this many users.
+    bulk_in_request_limit = 10_000
 
     # -- permissions --------------------------------------------------------------------
 
@@ -101,6 +113,13 @@ class SessionAdmin(admin.ModelAdmin):
             path("reset-selected/", wrap(self.reset_selected_view), name=name % "reset_selected"),
             path("reset-state/", wrap(self.reset_state_view), name=name % "reset_state"),
             path("move-state/", wrap(self.move_state_view), name=name % "move_state"),
+            # Before the users' routes; a job id is 32 hex digits, and a quoted user id's
+            # routes never have a slash inside.
+            re_path(
+                r"^bulk-job/(?P<job_id>[0-9a-f]{32})/$",
+                wrap(self.bulk_job_view),
+                name=name % "bulk_job",
+            ),
             path("<path:object_id>/history/", wrap(self.history_view), name=name % "history"),
             path("<path:object_id>/reset/", wrap(self.reset_view), name=name % "reset"),
             path("<path:object_id>/change/", wrap(self.change_view), name=name % "change"),
@@ -391,6 +410,10 @@ class SessionAdmin(admin.ModelAdmin):
         """Everyone at one state: confirm (GET, with the count), then reset (POST)."""
         slug = self._bulk_slug(request)
         if request.method == "POST":
+            if self.service.jobs.available:
+                return self._start_job(request, RESET, slug)
+            if self._too_many(request, slug):
+                return HttpResponseRedirect(self._url("changelist", slug=slug))
             self._bulk(
                 request,
                 lambda: self.service.reset_state(slug),
@@ -408,7 +431,8 @@ class SessionAdmin(admin.ModelAdmin):
 
     @redis_errors_page
     def move_state_view(self, request: HttpRequest) -> HttpResponse:
-        """Everyone at one state (renamed, say) to another: choose and confirm, then move."""
+        """Everyone at one state (renamed, say) to another: choose and confirm, then move
+        (in the background when a task engine is configured)."""
         slug = self._bulk_slug(request)
         form = MoveStateForm(
             request.POST if request.method == "POST" else None, flow_map=self.service.flow_map
@@ -417,6 +441,10 @@ class SessionAdmin(admin.ModelAdmin):
             target, run_action = form.cleaned_data["target"], form.cleaned_data["run_action"]
             method = "step_to" if run_action else "update_session_to"
             try:
+                if self.service.jobs.available:
+                    return self._start_job(request, MOVE, slug, target, run_action)
+                if self._too_many(request, slug):
+                    return HttpResponseRedirect(self._url("changelist", slug=slug))
                 self._bulk(
                     request,
                     lambda: self.service.move_state(slug, target, run_action=run_action),
@@ -433,8 +461,68 @@ class SessionAdmin(admin.ModelAdmin):
             "slug": slug,
             "count": self.service.count_by_state().get(slug, 0),
             "form": form,
+            "in_background": self.service.jobs.available,
         }
         return TemplateResponse(request, TEMPLATES + "move_state.html", context)
+
+    def _too_many(self, request: HttpRequest, slug: str) -> bool:
+        """Without a task engine: refuse, with a message, a state too large for a request."""
+        count = self.service.count_by_state().get(slug, 0)
+        if count <= self.bulk_in_request_limit:
+            return False
+        messages.error(
+            request,
+            f"{count} users are at {slug}: too many to change in one web request (at most "
+            f"{self.bulk_in_request_limit}). Configure a task engine (STEALTH_SESSIONS"
+            "['SCHEDULER'], RQ by default, with a worker running) to change them in the "
+            "background, or use the service's reset_state()/move_state() from a shell.",
+        )
+        return True
+
+    def _start_job(
+        self,
+        request: HttpRequest,
+        kind: str,
+        slug: str,
+        target: str | None = None,
+        run_action: bool = False,
+    ) -> HttpResponse:
+        job = self.service.jobs.start(
+            kind, slug, target, run_action=run_action, started_by=request.user.get_username()
+        )
+        messages.success(request, f"Started in the background: {job.total} user(s) at {slug}.")
+        return HttpResponseRedirect(self._url("bulk_job", job.id))
+
+    @redis_errors_page
+    def bulk_job_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
+        """A background bulk change: its progress (refreshed while it runs), cancel, resume."""
+        if not self.has_bulk_permission(request):
+            raise PermissionDenied
+        jobs = self.service.jobs
+        job = jobs.get(job_id)
+        if job is None:
+            raise Http404("No such bulk job (finished jobs are kept for 7 days)")
+        if request.method == "POST":
+            action = request.POST.get("action")
+            if action == "cancel" and jobs.cancel(job_id):
+                messages.success(request, "Cancelling: the job stops before its next batch.")
+            elif action == "resume" and job.stale and jobs.resume(job_id):
+                messages.success(request, "Resumed from its last saved batch.")
+            else:
+                messages.warning(request, f"Nothing to {action}: the job is {job.status}.")
+            return HttpResponseRedirect(request.path)
+        what = (
+            f"Reset everyone at {job.slug}"
+            if job.kind == RESET
+            else f"Move everyone at {job.slug} to {job.target}"
+        )
+        context = {
+            **self._context(request, what),
+            "job": job,
+            "percent": 100 if not job.total else min(100, round(100 * job.processed / job.total)),
+            "refresh": not job.finished and not job.stale,
+        }
+        return TemplateResponse(request, TEMPLATES + "bulk_job.html", context)
 
     def _bulk_slug(self, request: HttpRequest) -> str:
         if not self.has_bulk_permission(request):

@@ -11,6 +11,7 @@ of a validation error is that of its first field error.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -20,6 +21,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .. import metrics
 from ..exceptions import (
     InvalidCursor,
     InvalidSchedule,
@@ -35,6 +37,8 @@ from ..exceptions import (
 
 # Seconds a client should wait before retrying when Redis is unavailable.
 RETRY_AFTER_SECONDS = 1
+
+logger = logging.getLogger("stealth_sessions.api")
 
 
 class APIError(exceptions.APIException):
@@ -99,6 +103,10 @@ def to_api_error(exc: Exception, request: Any) -> Exception:
         return cls(str(exc), current_version=exc.actual)
     if isinstance(exc, SessionStoreUnavailable):
         # The message may name hosts and ports: log it, do not tell the client.
+        logger.error(
+            "Answered %s %s with a 503: %s", request.method, request.path, exc, exc_info=exc
+        )
+        metrics.store_unavailable("api")
         return ServiceUnavailable()
     if isinstance(exc, InvalidUserId):
         return BadRequest(str(exc), "invalid_user_id")

@@ -26,6 +26,15 @@ class StepScheduler(ABC):
         handed over before (sweep, early delivery); an engine naming jobs after steps must use
         a new name, as the earlier job may be running."""
 
+    runs_tasks = False
+    """Whether ``enqueue_task`` works: background bulk changes (stealth_sessions.jobs) need
+    it; without it the admin changes small states inside the request."""
+
+    def enqueue_task(self, func: str, *args: str) -> None:
+        """Run ``func`` (a dotted path) with ``args`` soon, once, without a time limit (a
+        bulk job may run for minutes). Optional: set ``runs_tasks = True`` when implemented."""
+        raise NotImplementedError(f"{type(self).__name__} does not run tasks")
+
     def cancel(self, step: ScheduledStep) -> None:  # noqa: B027  (optional, on purpose)
         """Best effort: drop the step's pending job, to save the engine a no-op run."""
 

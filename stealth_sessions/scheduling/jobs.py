@@ -25,3 +25,9 @@ def purge() -> int:
     many. Run it periodically: ``manage.py stealth_sessions_purge --every 60`` or ``manage.py
     rqcron stealth_sessions.scheduling.cron``."""
     return get_session_service().purge_expired()
+
+
+def run_bulk_job(job_id: str) -> str:
+    """Run (or go on with) a background bulk change; returns its status. See
+    stealth_sessions.jobs."""
+    return get_session_service().jobs.run(job_id)

@@ -25,6 +25,8 @@ JOB = "stealth_sessions.scheduling.jobs.run_step"
 # Results of applied steps are also in the step outcomes list: RQ need not keep them long.
 RESULT_TTL = 300
 FAILURE_TTL = 7 * 24 * 3600
+# A bulk job changes about 3,500 users a second: 6 hours is far more than the largest state.
+TASK_TIMEOUT = 6 * 3600
 
 
 def job_id(step: ScheduledStep) -> str:
@@ -63,6 +65,18 @@ class RQStepScheduler(StepScheduler):
             queue.enqueue(JOB, step.user_id, step.id, **options)
         else:
             queue.enqueue_at(when, JOB, step.user_id, step.id, **options)
+
+    runs_tasks = True
+
+    def enqueue_task(self, func: str, *args: str) -> None:
+        self.queue().enqueue(
+            func,
+            *args,
+            job_timeout=TASK_TIMEOUT,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+            description=f"{func.rpartition('.')[2]}{args!r}",
+        )
 
     def cancel(self, step: ScheduledStep) -> None:
         from rq.exceptions import NoSuchJobError

@@ -1,4 +1,5 @@
-"""``manage.py stealth_sessions_purge [--every S]``: drop expired users from the indexes."""
+"""``manage.py stealth_sessions_purge [--every S]``: drop expired users from the indexes.
+Kept for one release; ``manage.py stealth_sessions purge`` does the same."""
 
 from __future__ import annotations
 

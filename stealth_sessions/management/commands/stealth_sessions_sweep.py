@@ -1,4 +1,5 @@
-"""``manage.py stealth_sessions_sweep [--grace S] [--every S]``: recover lost step jobs."""
+"""``manage.py stealth_sessions_sweep [--grace S] [--every S]``: recover lost step jobs.
+Kept for one release; ``manage.py stealth_sessions sweep`` does the same."""
 
 from __future__ import annotations
 
