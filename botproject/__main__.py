@@ -1,6 +1,7 @@
 """``python -m botproject`` (or ``make demo``): the demo bot, ready to click through.
 
-Finds a Redis ($REDIS_URL, else 127.0.0.1:6379) or starts a private one, migrates the demo
+Uses the Redis named by $REDIS_URL, or else starts a private one (never a Redis it was not
+told about, such as one that happens to listen on 6379), migrates the demo
 database, (re)sets an admin login and a bot API token and prints them, starts an RQ worker for
 scheduled steps, then serves the project on http://127.0.0.1:$PORT/ (default 8000).
 """
@@ -21,14 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def find_or_start_redis() -> str:
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    url = os.environ.get("REDIS_URL")
+    if url is None:
+        server = RedisServer().start()
+        print(f"Started a private redis-server at {server.url} (data not kept)")
+        return server.url
     parsed = urlparse(url)
-    if is_answering(parsed.port or 6379, parsed.hostname or "127.0.0.1"):
-        print(f"Using the Redis at {url}")
-        return url
-    server = RedisServer().start()
-    print(f"No Redis at {url}: started a private redis-server at {server.url} (data not kept)")
-    return server.url
+    if not is_answering(parsed.port or 6379, parsed.hostname or "127.0.0.1"):
+        sys.exit(f"REDIS_URL={url} does not answer; unset REDIS_URL to use a private Redis")
+    print(f"Using the Redis at {url}")
+    return url
 
 
 def main() -> None:

@@ -1,11 +1,20 @@
-"""Settings of the demo bot project. Redis comes from $REDIS_URL (``python -m botproject`` finds
-or starts one and sets it)."""
+"""Settings of the demo bot project. Redis comes from $REDIS_URL (``python -m botproject`` starts
+a private one and sets it, and prints it for other ``manage.py`` commands): never a Redis that
+merely happens to be running."""
 
 import os
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+try:
+    REDIS_URL = os.environ["REDIS_URL"]
+except KeyError:
+    raise ImproperlyConfigured(
+        "The demo's settings need REDIS_URL: run `make demo` (it prints the URL of its Redis), "
+        "then e.g. REDIS_URL=redis://127.0.0.1:<port>/0 .venv/bin/python manage.py shell"
+    ) from None
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
