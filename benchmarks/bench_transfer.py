@@ -1,6 +1,7 @@
 """Export and import rates (``manage.py stealth_sessions export`` / ``import``, through
 ``service.transfer``) with BENCH_TRANSFER_SESSIONS sessions loaded (default 1,000,000), on a
-private redis-server: users/s of each, and whether exporting again gave the same bytes."""
+private redis-server: users/s of each, the file's size, and whether exporting again gave the
+same bytes."""
 
 from __future__ import annotations
 
@@ -72,7 +73,12 @@ def main() -> None:
             start = time.perf_counter()
             n = export(service, first)
             took = time.perf_counter() - start
-            print(f"export: {n:,} users in {took:.1f} s, {n / took:,.0f} users/s", flush=True)
+            size = first.stat().st_size
+            print(
+                f"export: {n:,} users in {took:.1f} s, {n / took:,.0f} users/s "
+                f"({size / 1e6:,.0f} MB, {size / n:,.0f} bytes a user)",
+                flush=True,
+            )
             service.store.client.flushdb()
             start = time.perf_counter()
             n = import_file(service, first)

@@ -64,6 +64,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         "STEP_SWEEP_GRACE": (_positive_number, "a positive number of seconds"),
         "STEP_OUTCOMES_LENGTH": (_positive_int, "a positive int"),
         "STEP_OUTCOMES_TTL": (_positive_int, "a positive int (s)"),
+        "BULK_JOB_LEASE": (_positive_number, "a positive number of seconds"),
         "METRICS": (lambda v: isinstance(v, bool), "True or False"),
     }
     for name, (valid, expected) in rules.items():

@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "STEP_SWEEP_GRACE": 300,
     "STEP_OUTCOMES_LENGTH": 20,
     "STEP_OUTCOMES_TTL": 30 * 24 * 3600,
+    # Background bulk changes (stealth_sessions.jobs).
+    "BULK_JOB_LEASE": 60,
     # Prometheus metrics (stealth_sessions.metrics; needs prometheus_client).
     "METRICS": False,
 }
@@ -88,6 +90,12 @@ class Settings:
     @property
     def STEP_OUTCOMES_TTL(self) -> int:
         return self._get("STEP_OUTCOMES_TTL")
+
+    @property
+    def BULK_JOB_LEASE(self) -> float:
+        """Seconds a bulk job's run holds its lease without renewing it (it renews it after
+        each batch): how long after its worker died the sweep hands the job over again."""
+        return self._get("BULK_JOB_LEASE")
 
     @property
     def METRICS(self) -> bool:

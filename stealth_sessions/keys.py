@@ -19,7 +19,11 @@ gather from the ``SHARDS`` shards. The layout is the same on a single Redis and 
     <base>:{NN}:codes       the shard's history dictionary (HASH, see lua/prelude.lua)
     <base>:{NN}:due         the shard's scheduled steps by sweep time (ZSET)
 
-    <base>:bulk_job:<job_id>  a background bulk job's record and progress (HASH, no tag: one key)
+    <base>:bulk_job:<job_id>        a background bulk job's record and progress (HASH)
+    <base>:bulk_job_lease:<job_id>  the token of the run holding the job (a short expiry)
+    <base>:bulk_jobs                unfinished bulk jobs, by last progress (ZSET of job ids)
+
+The bulk job keys have no hash tag: each command on them names one key.
 
 The kind of key comes before the user id, so no user id, whatever it holds, names another
 user's key. ``data``'s format and the index members are documented in lua/prelude.lua.
@@ -65,11 +69,12 @@ class UserKeys:
 
 
 class KeySpace:
-    __slots__ = ("base", "shards")
+    __slots__ = ("base", "bulk_jobs", "shards")
 
     def __init__(self, base: str) -> None:
         self.base = base
         self.shards = tuple(self._shard(n) for n in range(SHARDS))
+        self.bulk_jobs = f"{base}:bulk_jobs"  # unfinished bulk jobs (stealth_sessions/jobs.py)
 
     def _shard(self, n: int) -> ShardKeys:
         tag = f"{self.base}:{{{n:02d}}}"
@@ -101,6 +106,21 @@ class KeySpace:
             f"{tag}:data:{user_id}",
         )
 
+    def export_keys(self, user_id: str) -> tuple[str, str, str, str, str]:
+        """What an export reads of a user (lua/export.lua): session_keys(), then steps."""
+        tag = self.shards[shard_of(user_id)].tag
+        return (
+            f"{tag}:session:{user_id}",
+            f"{tag}:previous:{user_id}",
+            f"{tag}:back_to:{user_id}",
+            f"{tag}:data:{user_id}",
+            f"{tag}:steps:{user_id}",
+        )
+
     def bulk_job(self, job_id: str) -> str:
         """A background bulk job's record (a HASH; see stealth_sessions/jobs.py)."""
         return f"{self.base}:bulk_job:{job_id}"
+
+    def bulk_job_lease(self, job_id: str) -> str:
+        """The lease of the run working on a bulk job (a string, with an expiry)."""
+        return f"{self.base}:bulk_job_lease:{job_id}"

@@ -13,7 +13,7 @@ import heapq
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache, lru_cache
@@ -160,6 +160,23 @@ class Restored:
 
 
 @dataclass(frozen=True, slots=True)
+class Exported:
+    """A user as an export reads them (RedisStore.exported): the session as stored, history
+    newest first, pending steps ``{step id: record}``."""
+
+    user_id: str
+    session: Stored
+    entries: list[Entry]
+    steps: dict[str, dict[str, Any]]
+
+
+Quad = tuple[str, str, str | None, str]
+HistoryCodes = dict[bytes, Quad | None]
+"""A shard's history dictionary as read so far: code -> (method, origin, source, target) of
+its JSON array (None: not there)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StealthUser:
     """A user as a Stealth bot keeps them: ``<id>`` (the slug), ``<id>-previous``,
     ``<id>-back_to`` (``""``: none), and the slug key's remaining expiry (None: none)."""
@@ -229,7 +246,7 @@ def _written(row: list[Any]) -> Written:
 
 SCRIPT_NAMES = (
     "transition", "read", "back_to", "reset", "history", "count", "page", "expired", "purge",
-    "step_add", "step_remove", "step_sweep", "restore",
+    "step_add", "step_remove", "step_sweep", "restore", "export",
 )  # fmt: skip
 
 
@@ -259,6 +276,7 @@ class Scripts:
     step_remove: Script
     step_sweep: Script
     restore: Script
+    export: Script
 
 
 @contextmanager
@@ -520,23 +538,40 @@ class RedisStore:
         return out
 
     def exported(
-        self, user_ids: Sequence[str], limit: int
-    ) -> list[tuple[list[Entry], dict[str, dict[str, Any]]]]:
-        """For each user, their latest ``limit`` history entries and pending steps, in one
-        pipelined round trip (export: ``history()`` and ``steps()`` of many users)."""
-        calls = []
-        for user_id in user_ids:
-            k = self.keys.user(user_id)
-            calls.append(((k.data, k.shard.codes), (limit,)))
+        self, shard: int, entries: Sequence[IndexEntry], limit: int, codes: HistoryCodes
+    ) -> list[Exported]:
+        """The users of index entries of shard ``shard``, whole: session as stored, latest
+        ``limit`` history entries and pending steps. One script a user (lua/export.lua),
+        pipelined in one round trip, and one HMGET of the shard's history dictionary for the
+        codes not yet in ``codes`` (the caller's cache for this shard: a code never changes
+        its meaning). A user whose entry is stale (gone, or listed under another entry
+        since) or in another shard's index (added by hand) is left out."""
+        entries = [e for e in entries if shard_of(e.user_id) == shard]
+        calls = [(self.keys.export_keys(entry.user_id), ()) for entry in entries]
         with translate_errors("exporting sessions"):
-            histories = self._run_many(self.scripts.history, calls)
-            pipe = self.client.pipeline(transaction=False)
-            for user_id in user_ids:
-                pipe.hgetall(self.keys.user(user_id).steps)
-            steps = pipe.execute()
+            replies = self._run_many(self.scripts.export, calls)
+            users = []
+            for entry, (cur, prev, back, data, steps) in zip(entries, replies):
+                meta = parse_data(data)
+                if cur is None or meta is None or meta[2].decode() != entry.inv:
+                    continue
+                if index_slug(meta[3]) != entry.slug:
+                    continue
+                stored = Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+                users.append((entry.user_id, stored, _history(data, limit), steps))
+            missing = {
+                code
+                for _, _, lines, _ in users
+                for _, code in lines
+                if code[:1] != b"[" and code not in codes
+            }
+            if missing:
+                wanted = sorted(missing)
+                arrays = self.client.hmget(self.keys.shards[shard].codes, wanted)
+                codes.update((c, a and _quad(a)) for c, a in zip(wanted, arrays))
         return [
-            (_entries(entries, arrays), _records(raw))
-            for (entries, arrays), raw in zip(histories, steps)
+            Exported(user_id, stored, _decoded(lines, codes), _records(steps))
+            for user_id, stored, lines, steps in users
         ]
 
     def restore(
@@ -775,17 +810,104 @@ class RedisStore:
                     found.append((user_id, step_id))
         return found
 
-    def save_bulk_job(self, job_id: str, fields: dict[str, str | int], ttl_s: int) -> None:
-        """Write fields of a bulk job's record (one HSET: atomic), and its expiry."""
+    def save_bulk_job(
+        self, job_id: str, fields: dict[str, str | int], ttl_s: int, *, active: bool | None = None
+    ) -> None:
+        """Write fields of a bulk job's record (one HSET: atomic) and its expiry. ``active``:
+        True lists the job among the unfinished ones, scored by now (its last progress);
+        False takes it off the list; None leaves the list alone."""
         key = self.keys.bulk_job(job_id)
         with translate_errors("saving a bulk job"):
-            self.client.hset(key, mapping=fields)
-            self.client.expire(key, ttl_s)
+            pipe = self.client.pipeline(transaction=False)
+            if fields:
+                pipe.hset(key, mapping=fields)
+                pipe.expire(key, ttl_s)
+            if active is not None:
+                if active:
+                    pipe.zadd(self.keys.bulk_jobs, {job_id: now_ms()})
+                else:
+                    pipe.zrem(self.keys.bulk_jobs, job_id)
+            pipe.execute()
 
     def bulk_job(self, job_id: str) -> dict[str, str] | None:
         with translate_errors("reading a bulk job"):
             raw = self.client.hgetall(self.keys.bulk_job(job_id))
         return {decode(k): decode(v) for k, v in raw.items()} or None  # type: ignore[misc]
+
+    @contextmanager
+    def bulk_job_lease(self, job_id: str, ttl_ms: int) -> Iterator[Lease | None]:
+        """Hold the lease of a bulk job's run for the ``with`` block: its key, set to a token
+        of this run with ``SET NX PX`` (redis-py's Lock), expiring after ``ttl_ms`` unless
+        renewed, deleted at the end if still this run's. Yields None, taking nothing, when
+        another run holds it."""
+        lock = self.client.lock(
+            self.keys.bulk_job_lease(job_id),
+            timeout=ttl_ms / 1000,
+            blocking=False,
+            thread_local=False,
+        )
+        with translate_errors("taking a bulk job's lease"):
+            taken = lock.acquire()
+        if not taken:
+            yield None
+            return
+        try:
+            yield Lease(lock)
+        finally:
+            # Lost (another run holds it now: not ours to delete) or Redis down: it expires.
+            with suppress(LockError, *REDIS_ERRORS):
+                lock.release()
+
+    def bulk_job_leased(self, job_id: str) -> bool:
+        """Whether a run holds the job's lease now."""
+        with translate_errors("reading a bulk job"):
+            return bool(self.client.exists(self.keys.bulk_job_lease(job_id)))
+
+    def claim_idle_bulk_jobs(self, idle_ms: int, limit: int) -> list[str]:
+        """For the sweep: the ids of up to ``limit`` listed jobs that saved no progress for
+        ``idle_ms`` and whose lease is free (no run holds them). Every job looked at (these,
+        and those a run holds) is re-scored to now, so that the next sweeps look at the
+        others first and leave these alone for another ``idle_ms``; a job whose record is
+        gone (expired, deleted by hand) leaves the list. Three bounded calls."""
+        key = self.keys.bulk_jobs
+        now = now_ms()
+        with translate_errors("sweeping bulk jobs"):
+            listed = self.client.zrangebyscore(key, "-inf", now - idle_ms, start=0, num=limit)
+            if not listed:
+                return []
+            ids = [decode(member) or "" for member in listed]
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.exists(self.keys.bulk_job_lease(job_id))
+                pipe.exists(self.keys.bulk_job(job_id))
+            replies = pipe.execute()
+            leased, present = replies[0::2], replies[1::2]
+            gone = [job_id for job_id, here in zip(ids, present) if not here]
+            seen = {job_id: now for job_id, here in zip(ids, present) if here}
+            pipe = self.client.pipeline(transaction=False)
+            if gone:
+                pipe.zrem(key, *gone)
+            if seen:
+                pipe.zadd(key, seen, xx=True)  # xx: not back on the list if it just finished
+            pipe.execute()
+        return [job_id for job_id, held, here in zip(ids, leased, present) if here and not held]
+
+
+class Lease:
+    """A bulk job's lease, held by this run (RedisStore.bulk_job_lease)."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def renew(self) -> bool:
+        """Make it last its whole duration again, from now; False if it was lost (it expired,
+        and another run may hold it now)."""
+        with translate_errors("renewing a bulk job's lease"):
+            try:
+                self._lock.reacquire()
+            except LockNotOwnedError:
+                return False
+        return True
 
 
 def slide_every(ttl_ms: int | None) -> int:
@@ -823,6 +945,32 @@ def _entries(entries: list[bytes], arrays: list[bytes | None]) -> list[Entry]:
         )
         out.append(Entry(int(entry[:11], 16), method, origin, source or None, target))
     return out
+
+
+def _history(data: bytes, limit: int) -> list[tuple[int, bytes]]:
+    """``(at ms, code)`` of the latest ``limit`` entries of a data value parse_data accepts
+    (the code: of the shard's dictionary, or the JSON array itself when it starts with ``[``)."""
+    _, _, rest = data.partition(b"|")
+    length, _, after = rest[12:].partition(b"|")
+    lines = after[int(length) :].split(b"\n")[1 : limit + 1]
+    return [(int(line[:11], 16), line[11:]) for line in lines]
+
+
+def _decoded(lines: list[tuple[int, bytes]], codes: HistoryCodes) -> list[Entry]:
+    """Entries from ``(at ms, code)`` pairs; one whose code the dictionary lacks (a key
+    changed by hand) is left out, never an error."""
+    out = []
+    for at_ms, code in lines:
+        quad = _quad(code) if code[:1] == b"[" else codes.get(code)
+        if quad is not None:
+            out.append(Entry(at_ms, *quad))
+    return out
+
+
+def _quad(array: bytes) -> Quad:
+    # Anything set by hand may be any bytes: decoded leniently, as slugs are.
+    method, origin, source, target = json.loads(array.decode("utf-8", "replace"))
+    return method, origin, source or None, target
 
 
 def _records(flat: list[bytes] | dict[Any, Any]) -> dict[str, dict[str, Any]]:

@@ -30,15 +30,25 @@ from .context import current_origin
 from .exceptions import InvalidSlug, InvalidUserId, StealthSessionsError
 from .keys import SHARDS
 from .slugs import parse, slugify
-from .store import Entry, Restored, StealthSource, inverted, now_ms
+from .store import (
+    Entry,
+    Exported,
+    HistoryCodes,
+    Restored,
+    StealthSource,
+    decode,
+    inverted,
+    now_ms,
+)
 from .users import validate_user_id
-from .values import ListedSession, ScheduledStep, from_ms, to_ms
+from .values import ScheduledStep, to_ms
 
 if TYPE_CHECKING:
     from .service import SessionService
 
-BATCH = 500
-"""Users a page of an export reads, and an import writes, in one round trip each."""
+BATCH = 1000
+"""Users a page of an export reads, and an import writes, in one round trip each (a bounded
+range of a shard's index, then one script a user, pipelined)."""
 STEALTH_SCAN_COUNT = 500
 _STEP_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -75,7 +85,8 @@ class Transfer:
         """Every user (or a flow's, or a slug's) as export records, a batch of up to ``batch``
         at a time: shard by shard, in each by slug then newest activity (so an import keeps
         the order, and exporting again gives the same bytes). Each batch is one bounded range
-        read of a shard's index and one pipelined read of the users' records."""
+        read of a shard's index and one pipelined script a user (plus, now and then, a read
+        of the shard's history codes not met before)."""
         if slug is not None:
             slug = slugify(*parse(slug))
             lo, hi = f"[{slug}|", f"({slug}}}"
@@ -85,50 +96,39 @@ class Transfer:
         else:
             lo, hi = "-", "+"
         ttl_ms = None if self.service.ttl is None else self.service.ttl * 1000
+        limit = self.service.history_length
         for shard in range(SHARDS):
+            codes: HistoryCodes = {}
             after: bytes | str | None = lo
             while after is not None:
                 entries, after = self.store.walk_index(shard, after, hi, batch)
                 cut = None if ttl_ms is None else inverted(now_ms() - ttl_ms)
                 live = [e for e in entries if cut is None or e.inv < cut]
-                rows = [row for row in self.store.rows(live) if row is not None]
-                if rows:
-                    yield self.records(
-                        [
-                            ListedSession(
-                                self.service._session(row.user_id, row.session),
-                                None
-                                if row.session.activity_ms is None
-                                else from_ms(row.session.activity_ms),
-                                row.pending_steps,
-                            )
-                            for row in rows
-                        ]
-                    )
+                users = self.store.exported(shard, live, limit, codes) if live else []
+                if users:
+                    yield self._records(users, ttl_ms)
 
-    def records(self, page: Sequence[ListedSession]) -> list[dict[str, Any]]:
-        extras = self.store.exported(
-            [listed.session.user_id for listed in page], self.service.history_length
-        )
-        ttl_ms = None if self.service.ttl is None else self.service.ttl * 1000
+    def _records(self, users: Sequence[Exported], ttl_ms: int | None) -> list[dict[str, Any]]:
         now = now_ms()
         out = []
-        for listed, (entries, steps) in zip(page, extras):
-            s = listed.session
-            activity = None if listed.last_activity is None else to_ms(listed.last_activity)
+        for user in users:
+            s = user.session
+            activity = s.activity_ms
             expires = None if ttl_ms is None or activity is None else activity + ttl_ms - now
-            scheduled = self.service.scheduled.from_records(s.user_id, steps)
+            steps = (
+                self.service.scheduled.from_records(user.user_id, user.steps) if user.steps else []
+            )
             out.append(
                 {
-                    "user_id": s.user_id,
-                    "slug": s.slug,
-                    "previous": s.previous,
-                    "back_to": s.back_to,
+                    "user_id": user.user_id,
+                    "slug": s.current.decode("utf-8", "replace"),
+                    "previous": decode(s.previous),
+                    "back_to": decode(s.back_to),
                     "version": s.version,
                     "last_activity_ms": activity,
                     "expires_in_ms": expires,
-                    "history": [_entry_record(e) for e in entries],
-                    "steps": [_step_record(step) for step in scheduled],
+                    "history": [_entry_record(e) for e in user.entries],
+                    "steps": [_step_record(step) for step in steps],
                 }
             )
         return out

@@ -1,5 +1,6 @@
 """Bulk changes of a state off the request: a background job with progress, cancel and
-resume, run by real RQ workers; without an engine, small states in the request only."""
+resume, run by real RQ workers, one run at a time (a lease), taken up again by the sweep when
+its worker dies; without an engine, small states in the request only."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ import signal
 import subprocess
 import sys
 import time
+from io import StringIO
 
 import django_rq
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from rq.worker import SimpleWorker
 
 from stealth_sessions import jobs, signals
 from stealth_sessions.exceptions import InvalidStateTransition
-from stealth_sessions.jobs import CANCELLED, DONE, MOVE, RESET
+from stealth_sessions.jobs import BUSY, CANCELLED, DONE, MOVE, RESET
+from stealth_sessions.scheduling.jobs import sweep
+from tests.slow_worker_settings import LEASE
 
 SLUG, TARGET = "hello->ask_name", "goodbye->say_bye"
 
@@ -187,7 +192,48 @@ def test_an_interrupted_run_resumes_without_doing_a_user_twice(service, receiver
     assert all(moves(service, u) == 1 for u in users)
 
 
-# -- a real worker, killed half-way -------------------------------------------------------
+def test_a_second_run_of_a_running_job_does_nothing(service, receiver):
+    users = at_state(service, 5)
+    job = service.jobs.start(MOVE, SLUG, TARGET)
+    meanwhile = []
+
+    def run_again(sender, user_id, **kwargs):
+        if not meanwhile:  # a duplicate delivery, then a Resume, while the first run works
+            meanwhile.extend([service.jobs.run(job.id), service.jobs.resume(job.id)])
+
+    receiver(signals.post_transition, run_again)
+    assert service.jobs.run(job.id) == DONE
+    assert meanwhile == [BUSY, False]
+    job = service.jobs.get(job.id)
+    assert (job.done, job.skipped, job.failed) == (5, 0, 0)
+    assert all(moves(service, u) == 1 for u in users)
+
+
+def test_only_unfinished_jobs_are_listed_for_the_sweep(service, redis_client):
+    at_state(service, 3)
+    job = service.jobs.start(RESET, SLUG)
+    listed = service.store.keys.bulk_jobs
+    assert redis_client.zrange(listed, 0, -1) == [job.id.encode()]
+    assert service.jobs.sweep() == 0  # queued a moment ago: its worker may only be busy
+    assert service.jobs.run(job.id) == DONE
+    assert redis_client.zcard(listed) == 0 and not service.jobs.get(job.id).running
+
+
+def test_the_sweep_command_hands_over_a_job_nobody_runs(service, settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "BULK_JOB_LEASE": 0.1}
+    at_state(service, 2)
+    service.jobs.start(RESET, SLUG)  # and its delivery is lost: no worker ever runs it
+    time.sleep(0.2)
+    out = StringIO()
+    call_command("stealth_sessions", "sweep", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "Handed 0 overdue scheduled step(s) to the engine.",
+        "Handed 1 interrupted bulk job(s) to the engine.",
+    ]
+    assert django_rq.get_queue("default").count == 2
+
+
+# -- real workers: killed half-way, or two given one job -----------------------------------
 
 
 def worker(settings_module: str) -> subprocess.Popen:
@@ -198,7 +244,10 @@ def worker(settings_module: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_job_resumes_and_moves_each_user_once(service):
+def test_a_worker_killed_mid_job_is_taken_up_by_the_sweep_and_moves_each_user_once(
+    service, settings
+):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "BULK_JOB_LEASE": LEASE}
     users = at_state(service, 3000)
     job = service.jobs.start(MOVE, SLUG, TARGET)
     slow = worker("tests.slow_worker_settings")  # each move takes 2 ms more
@@ -211,10 +260,35 @@ def test_a_worker_killed_mid_job_resumes_and_moves_each_user_once(service):
         os.kill(slow.pid, signal.SIGKILL)
         slow.wait(10)
     killed = service.jobs.get(job.id)
-    assert killed.status == "running" and 600 <= killed.done < 3000
-    assert service.jobs.resume(job.id)
+    assert killed.status == "running" and 600 <= killed.done < 3000 and killed.running
+    assert sweep() == 0  # its lease lives: the worker may only be slow
+    assert service.jobs.resume(job.id) is False
+    deadline = time.monotonic() + 5 * LEASE
+    while service.jobs.get(job.id).running:  # until the dead worker's lease expires
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.05)
+    time.sleep(LEASE)  # and the job saved no progress for a lease's duration
+    assert sweep() == 1
+    assert sweep() == 0  # handed over: not again before another lease's duration
     assert worker("tests.settings").wait(120) == 0
     job = service.jobs.get(job.id)
     assert (job.status, job.total, job.done, job.skipped, job.failed) == (DONE, 3000, 3000, 0, 0)
     assert service.count_by_state() == {TARGET: 3000}
+    assert all(moves(service, u) == 1 for u in users)
+
+
+@pytest.mark.slow
+def test_two_workers_given_one_job_twice_do_not_both_work(service):
+    users = at_state(service, 1500)
+    job = service.jobs.start(MOVE, SLUG, TARGET)
+    service.scheduler.enqueue_task(jobs.TASK, job.id)  # a duplicate delivery
+    workers = [worker("tests.slow_worker_settings") for _ in range(2)]
+    assert [w.wait(120) for w in workers] == [0, 0]
+    queue = django_rq.get_queue("default")
+    results = [
+        queue.fetch_job(rq_id).return_value() for rq_id in queue.finished_job_registry.get_job_ids()
+    ]
+    assert sorted(results) == [BUSY, DONE]  # the second run returned at once
+    job = service.jobs.get(job.id)
+    assert (job.status, job.total, job.done, job.skipped, job.failed) == (DONE, 1500, 1500, 0, 0)
     assert all(moves(service, u) == 1 for u in users)

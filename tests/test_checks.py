@@ -157,6 +157,7 @@ def test_e007_applies_to_djangos_own_redis_cache(settings):
         ("KEY_NAMESPACE", ""),
         ("LOCK_TIMEOUT", 0),
         ("CONFLICT_RETRIES", 0),
+        ("BULK_JOB_LEASE", 0),
         ("CACHE", 3),
         ("FLOW_MAP", 3),
         ("SESION_TTL", 60),

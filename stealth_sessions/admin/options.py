@@ -38,7 +38,7 @@ from ..exceptions import (
     SessionStoreUnavailable,
     StealthSessionsError,
 )
-from ..jobs import MOVE, RESET
+from ..jobs import MOVE, RESET, STOPPED
 from ..models import Session as SessionObject
 from ..service import SessionService, get_session_service, validate_user_id
 from ..slugs import parse
@@ -520,7 +520,8 @@ class SessionAdmin(admin.ModelAdmin):
             **self._context(request, what),
             "job": job,
             "percent": 100 if not job.total else min(100, round(100 * job.processed / job.total)),
-            "refresh": not job.finished and not job.stale,
+            # Also while stale: the sweep hands a job whose worker died to another one.
+            "refresh": not job.finished and job.status != STOPPED,
         }
         return TemplateResponse(request, TEMPLATES + "bulk_job.html", context)
 

@@ -1,8 +1,10 @@
-"""An RQ cron configuration running the sweep and the purge of expired users every minute::
+"""An RQ cron configuration running the sweep (of scheduled steps and of interrupted bulk
+jobs) and the purge of expired users every minute::
 
     manage.py rqcron stealth_sessions.scheduling.cron
 
-One such process per deployment is enough; more are harmless (sweeps claim steps atomically).
+One such process per deployment is enough; more are harmless (sweeps claim steps atomically,
+and a bulk job handed over twice runs once).
 """
 
 from rq import cron

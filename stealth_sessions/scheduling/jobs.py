@@ -14,10 +14,13 @@ def run_step(user_id: str, step_id: str) -> str:
 
 def sweep(grace: float | None = None) -> int:
     """Hand to the engine again the pending steps overdue by more than ``grace`` seconds
-    (default STEALTH_SESSIONS['STEP_SWEEP_GRACE']); returns how many. Run it periodically:
-    ``manage.py stealth_sessions_sweep --every 60`` or ``manage.py rqcron
+    (default STEALTH_SESSIONS['STEP_SWEEP_GRACE']), and the background bulk jobs whose run
+    died (their lease expired: see stealth_sessions.jobs); returns how many of both. Run it
+    periodically: ``manage.py stealth_sessions sweep --every 60`` or ``manage.py rqcron
     stealth_sessions.scheduling.cron``."""
-    return get_session_service().sweep_scheduled(conf.STEP_SWEEP_GRACE if grace is None else grace)
+    service = get_session_service()
+    steps = service.sweep_scheduled(conf.STEP_SWEEP_GRACE if grace is None else grace)
+    return steps + service.jobs.sweep()
 
 
 def purge() -> int:

@@ -125,7 +125,10 @@ class Command(BaseCommand):
         add("check", "Find users at undeclared or redirecting states, steps to gone states.", True)
         p = add("purge", "Drop the users whose session expired from the indexes.")
         p.add_argument("--every", type=float, help="repeat every so many seconds")
-        p = add("sweep", "Hand overdue scheduled steps to the task engine again.")
+        p = add(
+            "sweep",
+            "Hand overdue scheduled steps, and bulk jobs whose worker died, to the engine again.",
+        )
         p.add_argument("--grace", type=float, help="seconds past due (default: STEP_SWEEP_GRACE)")
         p.add_argument("--every", type=float, help="repeat every so many seconds")
 
@@ -393,6 +396,9 @@ class Command(BaseCommand):
         while True:
             handed = service.sweep_scheduled(conf.STEP_SWEEP_GRACE if grace is None else grace)
             self.stdout.write(f"Handed {handed} overdue scheduled step(s) to the engine.")
+            jobs = service.jobs.sweep()
+            if jobs:
+                self.stdout.write(f"Handed {jobs} interrupted bulk job(s) to the engine.")
             if not every:
                 return
             self._sleep(every)

@@ -1,4 +1,5 @@
-"""``manage.py stealth_sessions_sweep [--grace S] [--every S]``: recover lost step jobs.
+"""``manage.py stealth_sessions_sweep [--grace S] [--every S]``: recover lost step jobs (and
+bulk jobs whose worker died).
 Kept for one release; ``manage.py stealth_sessions sweep`` does the same."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ...scheduling.jobs import sweep
+from ...conf import conf
+from ...service import get_session_service
 
 
 class Command(BaseCommand):
@@ -25,9 +27,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, grace: float | None, every: float | None, **options: Any) -> None:
         while True:
-            handed = sweep(grace)
+            service = get_session_service()
+            handed = service.sweep_scheduled(conf.STEP_SWEEP_GRACE if grace is None else grace)
             if handed or options["verbosity"] > 1:
                 self.stdout.write(f"Handed {handed} overdue scheduled step(s) to the engine.")
+            jobs = service.jobs.sweep()
+            if jobs:
+                self.stdout.write(f"Handed {jobs} interrupted bulk job(s) to the engine.")
             if not every:
                 return
             time.sleep(every)
