@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -38,24 +39,34 @@ def find_redis_server() -> str:
     )
 
 
-def free_port() -> int:
+# Ports below the kernel's ephemeral range (32768 and up on Linux): a port found free there is
+# not handed meanwhile to some client socket as its local port, so the server can bind it.
+PORTS = range(12000, 22768)  # and their cluster bus ports, + 10000, stay below 32768 too
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    for _ in range(1000):
+        port = random.choice(PORTS)
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"No free port found in {PORTS}")
 
 
 def free_cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000, fixed before Redis 7) is free too."""
     for _ in range(100):
         port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
+        if _bindable(port + 10000):
+            return port
     raise RuntimeError("No free port pair (port, port + 10000) found for a Redis Cluster node")
 
 
@@ -72,6 +83,7 @@ class RedisServer:
     """A private, throw-away redis-server on a free port; nothing is kept on disk."""
 
     def __init__(self, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
+        self.chosen = port is None
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="stealth-redis-")
         self.extra_args = list(extra_args)
@@ -82,6 +94,17 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        # A port chosen here may still be taken meanwhile: then try another, a few times.
+        for attempt in range(3 if self.chosen else 1):
+            if attempt:
+                self.port = free_port()
+            if self._start():
+                atexit.register(self.stop)
+                return self
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def _start(self) -> bool:
         self.process = subprocess.Popen(
             [
                 find_redis_server(),
@@ -96,11 +119,11 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while not is_answering(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
+                self.process.kill()
+                self.process.wait()
+                return False
             time.sleep(0.02)
-        atexit.register(self.stop)
-        return self
+        return True
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
