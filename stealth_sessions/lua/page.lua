@@ -13,7 +13,8 @@ if scope ~= 'slug' then
     if scope == 'all' or flow_of(slug) == name then slugs[#slugs + 1] = slug end
   end
 end
--- Byte order, as Redis orders members (Lua's < on strings follows the locale).
+-- Byte order, as Redis orders members (Lua's < on strings follows the locale: used only on
+-- the activity's lowercase hex digits, which every locale orders alike).
 local function bytes_lt(a, b)
   for i = 1, math.min(#a, #b) do
     local x, y = string.byte(a, i), string.byte(b, i)
@@ -21,36 +22,41 @@ local function bytes_lt(a, b)
   end
   return #a < #b
 end
--- A slug's range, read on demand: list.items[list.at] is its next member (nil: exhausted).
-local function refill(list)
-  local batch = redis.call('ZRANGEBYLEX', KEYS[1], list.lo, list.hi, 'LIMIT', 0, CHUNK)
-  list.items, list.at = batch, 1
-  if #batch > 0 then list.lo = '(' .. batch[#batch] end
-  list.done = #batch < CHUNK
+-- A slug's range, read on demand; list.inv and list.uid: its next member's (nil: exhausted).
+local function advance(list)
+  list.at = list.at + 1
+  if not list.items[list.at] and not list.done then
+    local batch = redis.call('ZRANGEBYLEX', KEYS[1], list.lo, list.hi, 'LIMIT', 0, CHUNK)
+    list.items, list.at = batch, 1
+    if #batch > 0 then list.lo = '(' .. batch[#batch] end
+    list.done = #batch < CHUNK
+  end
+  local item = list.items[list.at]
+  if item then
+    list.inv = string.sub(item, list.skip, list.skip + 10)
+    list.uid = string.sub(item, list.skip + 12)
+  end
+  return item ~= nil
 end
 local lists = {}
 for _, slug in ipairs(slugs) do
   local list = {
     lo = cursor == '' and ('[' .. slug .. '|') or ('(' .. slug .. '|' .. cursor),
     hi = cut == '' and ('(' .. slug .. '}') or ('(' .. slug .. '|' .. cut),
-    skip = #slug + 2,
+    skip = #slug + 2, items = {}, at = 0, done = false,
   }
-  refill(list)
-  if #list.items > 0 then lists[#lists + 1] = list end
+  if advance(list) then lists[#lists + 1] = list end
 end
 local out = {}
-while #out < want do
-  local best, best_key
-  for _, list in ipairs(lists) do
-    local item = list.items[list.at]
-    if item then
-      local key = string.sub(item, list.skip)
-      if not best or bytes_lt(key, best_key) then best, best_key = list, key end
+while #out < want and #lists > 0 do
+  local best, best_at = lists[1], 1
+  for i = 2, #lists do
+    local list = lists[i]
+    if list.inv < best.inv or (list.inv == best.inv and bytes_lt(list.uid, best.uid)) then
+      best, best_at = list, i
     end
   end
-  if not best then break end
   out[#out + 1] = best.items[best.at]
-  best.at = best.at + 1
-  if not best.items[best.at] and not best.done then refill(best) end
+  if not advance(best) then table.remove(lists, best_at) end
 end
 return out
