@@ -23,6 +23,7 @@ BENCH_CLUSTER_SESSIONS (1,000,000; 0 skips the cluster).
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -145,26 +146,28 @@ def throughput(service: SessionService, raw: redis.Redis, prefix: str, ttl: int 
         raw.get(f"raw:{users[i % 1000]}")
 
     set_label = "SET" if ttl is None else "SET EX"
-    raw.config_resetstat()
     compare(f"step_to vs raw {set_label} ({label})", ours_step, raw_set, N, target=0.75)
-    server_time(raw, ("evalsha",), ("set",))
+    server_time(raw, (ours_step, ("evalsha",)), (raw_set, ("set",)))
     compare(f"get vs raw GET ({label})", ours_get, raw_get, N, target=0.90)
-    server_time(raw, ("mget", "evalsha"), ("get",))
+    server_time(raw, (ours_get, ("mget", "evalsha")), (raw_get, ("get",)))
 
 
-def server_time(raw: redis.Redis, ours: tuple[str, ...], base: tuple[str, ...]) -> None:
-    """What the server spent a call on ours and on the baseline in the last compare(), by
-    INFO commandstats (a script's own time includes the commands it calls), then reset."""
-    stats = {k.removeprefix("cmdstat_"): v for k, v in raw.info("commandstats").items()}
-    raw.config_resetstat()
-    calls = 21 * N
-
-    def per_call(names: tuple[str, ...]) -> str:
-        usec = sum(stats.get(name, {}).get("usec", 0) for name in names)
-        made = ", ".join(f"{stats[n]['calls']:,} {n.upper()}" for n in names if n in stats)
-        return f"{usec / calls:5.1f} µs ({made})"
-
-    print(f"    server time a call (commandstats): ours {per_call(ours)}, raw {per_call(base)}")
+def server_time(raw: redis.Redis, *runs: tuple[Callable[[int], None], tuple[str, ...]]) -> None:
+    """What the server spends a call on ours and on the baseline, by INFO commandstats over
+    N more calls of each alone, alternated 5 times (medians): a script's time includes the
+    commands it calls, which commandstats also counts under their own names."""
+    spent: list[list[float]] = [[] for _ in runs]
+    made = [""] * len(runs)
+    for _ in range(5):
+        for run, (func, names) in enumerate(runs):
+            raw.config_resetstat()
+            for i in range(N):
+                func(i)
+            stats = {k.removeprefix("cmdstat_"): v for k, v in raw.info("commandstats").items()}
+            spent[run].append(sum(stats[name]["usec"] for name in names if name in stats) / N)
+            made[run] = " + ".join(n.upper() for n in names if n in stats)
+    ours, base = (f"{statistics.median(t):5.1f} µs ({m})" for t, m in zip(spent, made))
+    print(f"    server time a call (commandstats, median of 5): ours {ours}, raw {base}")
 
 
 def report(label: str, func: Callable[[], object], sessions: int | None = None) -> None:
