@@ -43,6 +43,8 @@ CACHES = {
 STEALTH_SESSIONS = {
     "FLOW_MAP": "botproject.flows.flow_map",
     "SESSION_TTL": 7 * 24 * 3600,
+    # The demo nudges users with scheduled steps, run by RQ (the default is no engine).
+    "SCHEDULER": "stealth_sessions.scheduling.rq_engine.RQStepScheduler",
 }
 RQ_QUEUES = {"default": {"URL": REDIS_URL}}
 # Scheduled steps run in `python manage.py rqworker default --with-scheduler`; a user left at

@@ -10,7 +10,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, conf
+from .conf import DEFAULTS, conf, engines_hint
 
 
 def _setting(name: str) -> str:
@@ -259,14 +259,24 @@ def _check_scheduler() -> list[CheckMessage]:
         problem = f"could not be imported: {exc}"
     else:
         if isinstance(engine, type) and issubclass(engine, StepScheduler):
-            return engine().check()
+            instance = engine()
+            missing = instance.unavailable()
+            if missing is None:
+                return instance.check()
+            return [
+                Error(
+                    f"{_setting('SCHEDULER')} = {path!r}: {missing}.",
+                    hint="Install it, or set SCHEDULER to another engine, or to None (the "
+                    "default) to do without scheduled steps.",
+                    id="stealth_sessions.E011",
+                )
+            ]
         problem = "is not a stealth_sessions.scheduling.StepScheduler subclass"
     return [
         Error(
             f"{_setting('SCHEDULER')} = {path!r} {problem}.",
-            hint="Use the default 'stealth_sessions.scheduling.rq_engine.RQStepScheduler' "
-            "(needs django-rq), your own StepScheduler subclass, or None to disable "
-            "scheduled steps.",
+            hint=f"Use {engines_hint()}, your own StepScheduler subclass, or None (the "
+            "default) to do without scheduled steps.",
             id="stealth_sessions.E011",
         )
     ]

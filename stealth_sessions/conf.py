@@ -14,8 +14,9 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_LENGTH": 50,
     "LOCK_TIMEOUT": 30,
     "CONFLICT_RETRIES": 20,
-    # Scheduled steps (step_to_in / step_to_at): see docs/scheduling.md.
-    "SCHEDULER": "stealth_sessions.scheduling.rq_engine.RQStepScheduler",
+    # Scheduled steps (step_to_in / step_to_at): see docs/scheduling.md. None: no engine, so
+    # a bare install (no extras) passes its checks; scheduling a step then raises.
+    "SCHEDULER": None,
     "SCHEDULER_QUEUE": "default",
     "STEP_SWEEP_GRACE": 300,
     "STEP_OUTCOMES_LENGTH": 20,
@@ -25,6 +26,21 @@ DEFAULTS: dict[str, Any] = {
     # Prometheus metrics (stealth_sessions.metrics; needs prometheus_client).
     "METRICS": False,
 }
+
+
+ENGINES = {
+    "RQ (django-rq; pip install 'stealth-sessions[rq]')": (
+        "stealth_sessions.scheduling.rq_engine.RQStepScheduler"
+    ),
+    "Django's Tasks framework (django.tasks; django-tasks on Django 5.2)": (
+        "stealth_sessions.scheduling.tasks.DjangoTasksScheduler"
+    ),
+}
+"""The engines shipped, named in the errors that ask for one."""
+
+
+def engines_hint() -> str:
+    return "; ".join(f"{path!r} for {name}" for name, path in ENGINES.items())
 
 
 class Settings:
@@ -70,7 +86,8 @@ class Settings:
 
     @property
     def SCHEDULER(self) -> str | None:
-        """Dotted path of the StepScheduler class handing due steps to a task engine."""
+        """Dotted path of the StepScheduler class handing due steps to a task engine (None,
+        the default: no engine, step_to_in/step_to_at raise ImproperlyConfigured)."""
         return self._get("SCHEDULER")
 
     @property

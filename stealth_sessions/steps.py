@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import metrics, signals
+from .conf import conf, engines_hint
 from .context import origin
 from .exceptions import (
     InvalidSchedule,
@@ -286,11 +287,7 @@ class ScheduledSteps:
         method: str,
     ) -> ScheduledStep:
         validate_user_id(user_id)
-        if self.scheduler is None:
-            raise ImproperlyConfigured(
-                "Scheduled steps need an engine: set STEALTH_SESSIONS['SCHEDULER'] (default "
-                "'stealth_sessions.scheduling.rq_engine.RQStepScheduler')"
-            )
+        self.require_engine()
         slug, flow, state, session = target_args
         resolve = self.service._target_resolver(slug, flow, state, session)
         target = resolve(self.service.peek(user_id) if state is not None and flow is None else None)
@@ -321,6 +318,21 @@ class ScheduledSteps:
         self._hand_off(step)
         signals.step_scheduled.send(sender=type(self.service), user_id=user_id, step=step)
         return step
+
+    def require_engine(self) -> None:
+        """ImproperlyConfigured, saying how to fix it, unless an engine can run steps here:
+        checked before a step is stored, so none is stored that would never run."""
+        if self.scheduler is None:
+            raise ImproperlyConfigured(
+                "Scheduled steps need an engine, and STEALTH_SESSIONS['SCHEDULER'] is None "
+                f"(the default): set it to {engines_hint()}."
+            )
+        missing = self.scheduler.unavailable()
+        if missing is not None:
+            raise ImproperlyConfigured(
+                f"STEALTH_SESSIONS['SCHEDULER'] = {conf.SCHEDULER!r}: {missing}. Install it, "
+                f"or choose another engine: {engines_hint()}."
+            )
 
     def _hand_off(self, step: ScheduledStep) -> None:
         try:

@@ -33,7 +33,11 @@ CACHES = {
         "OPTIONS": CACHE_OPTIONS,
     }
 }
-STEALTH_SESSIONS = {"FLOW_MAP": "tests.flows.flow_map"}
+STEALTH_SESSIONS = {
+    "FLOW_MAP": "tests.flows.flow_map",
+    # Not the default (None): the suite runs scheduled steps on RQ.
+    "SCHEDULER": "stealth_sessions.scheduling.rq_engine.RQStepScheduler",
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",

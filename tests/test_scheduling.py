@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import django_rq
 import pytest
 import time_machine
+from django.conf import settings
 from django.core.checks import run_checks
 from django.test import override_settings
 from rq.job import Job
@@ -133,9 +134,7 @@ def test_reset_cancels_the_steps_of_a_user_without_a_session(service, at_t0):
 
 
 def test_pending_steps_have_no_ttl(service, redis_client, at_t0):
-    with override_settings(
-        STEALTH_SESSIONS={"FLOW_MAP": "tests.flows.flow_map", "SESSION_TTL": 60}
-    ):
+    with override_settings(STEALTH_SESSIONS={**settings.STEALTH_SESSIONS, "SESSION_TTL": 60}):
         from stealth_sessions.service import get_session_service
 
         service = get_session_service()
@@ -277,7 +276,7 @@ next_deploy.flow("follow_up", ["nudge"])
 
 def test_a_step_whose_target_was_removed_fails_once_with_the_reason(service, at_t0):
     step = service.step_to_in("u1", 10, slug="follow_up->wait")
-    stealth = {"FLOW_MAP": "tests.test_scheduling.next_deploy"}
+    stealth = {**settings.STEALTH_SESSIONS, "FLOW_MAP": "tests.test_scheduling.next_deploy"}
     with override_settings(STEALTH_SESSIONS=stealth):
         drain(T0 + timedelta(seconds=11))
         [outcome] = get_session_service().scheduled_step_outcomes("u1")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
@@ -92,9 +93,7 @@ def test_export_then_wipe_then_import_then_export_gives_the_same_bytes(service, 
 
 
 def test_the_round_trip_keeps_the_bytes_with_an_expiry_but_for_the_remaining_expiry(tmp_path):
-    with override_settings(
-        STEALTH_SESSIONS={"FLOW_MAP": "tests.flows.flow_map", "SESSION_TTL": 3600}
-    ):
+    with override_settings(STEALTH_SESSIONS={**settings.STEALTH_SESSIONS, "SESSION_TTL": 3600}):
         service = get_session_service()
         populate(service)
         first = export(tmp_path, "first.jsonl")
@@ -235,9 +234,7 @@ def test_import_stealth_run_twice_imports_nothing_new(service, stealth, stealth_
 
 
 def test_import_stealth_keeps_the_source_expiry_with_a_session_ttl(stealth, stealth_server):
-    with override_settings(
-        STEALTH_SESSIONS={"FLOW_MAP": "tests.flows.flow_map", "SESSION_TTL": 3600}
-    ):
+    with override_settings(STEALTH_SESSIONS={**settings.STEALTH_SESSIONS, "SESSION_TTL": 3600}):
         service = get_session_service()
         run("import-stealth", "--from", stealth_server.url)
         assert 80 <= service.peek("+15551230002").ttl <= 90

@@ -38,6 +38,13 @@ class StepScheduler(ABC):
     def cancel(self, step: ScheduledStep) -> None:  # noqa: B027  (optional, on purpose)
         """Best effort: drop the step's pending job, to save the engine a no-op run."""
 
+    def unavailable(self) -> str | None:
+        """Why this engine cannot run in this process (a package it needs is not installed),
+        or None. Checked by the system check (stealth_sessions.E011) and before a step is
+        stored, so that a process that skipped the checks (a shell, gunicorn) never stores a
+        step no engine will run."""
+        return None
+
     def check(self) -> list[CheckMessage]:
         """Configuration problems, reported by ``manage.py check`` (stealth_sessions.E01x)."""
         return []

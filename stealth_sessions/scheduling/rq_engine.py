@@ -91,6 +91,17 @@ class RQStepScheduler(StepScheduler):
         if job.get_status(refresh=False) in (JobStatus.SCHEDULED, JobStatus.QUEUED):
             job.delete()
 
+    def unavailable(self) -> str | None:
+        try:
+            import django_rq  # noqa: F401
+            import rq  # noqa: F401
+        except ImportError as exc:
+            return (
+                f"{type(self).__name__} runs scheduled steps on RQ, but {exc.name or 'django-rq'}"
+                " is not installed: pip install 'stealth-sessions[rq]'"
+            )
+        return None
+
     def check(self) -> list[CheckMessage]:
         name = conf.SCHEDULER_QUEUE
         queues = getattr(settings, "RQ_QUEUES", None) or {}
