@@ -21,7 +21,7 @@ from collections.abc import Callable
 from .exceptions import InvalidCursor
 from .keys import SHARDS
 from .slugs import parse, slugify
-from .store import IndexEntry, Listed, RedisStore, Stored, decode
+from .store import IndexEntry, Listed, Plan, RedisStore, Stored, decode
 from .users import validate_user_id
 from .values import ListedSession, Session, from_ms
 
@@ -46,8 +46,11 @@ class Browsing:
         self._ttl_ms = ttl_ms
 
     def count_by_state(self) -> dict[str, int]:
+        return self.store.run(self.plan_count_by_state())
+
+    def plan_count_by_state(self) -> Plan[dict[str, int]]:
         """``{slug: number of users}``, expired sessions excluded."""
-        return self.store.count_by_state(self._ttl_ms)
+        return self.store.plan_count_by_state(self._ttl_ms)
 
     def purge_expired(self) -> int:
         """Drop the users whose session expired from the indexes, and their data, in bounded
@@ -64,6 +67,16 @@ class Browsing:
         cursor: str | None = None,
         limit: int = 50,
     ) -> tuple[list[ListedSession], str | None]:
+        return self.store.run(self.plan_browse(flow, slug, user_id_prefix, cursor, limit))
+
+    def plan_browse(
+        self,
+        flow: str | None = None,
+        slug: str | None = None,
+        user_id_prefix: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Plan[tuple[list[ListedSession], str | None]]:
         """A page of sessions with their last activity and pending step counts, and the
         cursor of the next page (None on the last)."""
         if type(limit) is not int or not 1 <= limit <= 1000:
@@ -78,11 +91,13 @@ class Browsing:
             want_flow = flow
         if user_id_prefix:
             validate_user_id(user_id_prefix)
-            return self._by_prefix(user_id_prefix, want_slug, want_flow, cursor, limit)
+            return (yield from self._by_prefix(user_id_prefix, want_slug, want_flow, cursor, limit))
         after = None if cursor is None else _decode_cursor(cursor, "a")
         scope, name = ("slug", want_slug) if want_slug else ("flow", flow) if flow else ("all", "")
-        entries = self.store.page_by_activity(scope, name or "", after, limit + 1, self._ttl_ms)
-        page = self._listed(entries[:limit], want_slug)
+        entries = yield from self.store.plan_page_by_activity(
+            scope, name or "", after, limit + 1, self._ttl_ms
+        )
+        page = yield from self._listed(entries[:limit], want_slug)
         if len(entries) <= limit:
             return page, None
         return page, _encode_cursor("a", entries[limit - 1].cursor)
@@ -95,8 +110,18 @@ class Browsing:
         cursor: str | None = None,
         limit: int = 50,
     ) -> tuple[list[Session], str | None]:
+        return self.store.run(self.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit))
+
+    def plan_list_sessions(
+        self,
+        flow: str | None = None,
+        slug: str | None = None,
+        user_id_prefix: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Plan[tuple[list[Session], str | None]]:
         """``browse()`` without the extras: a page of sessions and the next page's cursor."""
-        page, next_cursor = self.browse(flow, slug, user_id_prefix, cursor, limit)
+        page, next_cursor = yield from self.plan_browse(flow, slug, user_id_prefix, cursor, limit)
         return [listed.session for listed in page], next_cursor
 
     def _by_prefix(
@@ -106,7 +131,7 @@ class Browsing:
         want_flow: str | None,
         cursor: str | None,
         limit: int,
-    ) -> tuple[list[ListedSession], str | None]:
+    ) -> Plan[tuple[list[ListedSession], str | None]]:
         """The exact id first (on the first page), then a walk of the shards' indexes from
         the cursor ``<shard>:<zscan cursor>:<matches of that batch already returned>``."""
         if cursor is None:
@@ -119,14 +144,16 @@ class Browsing:
 
         exact: list[ListedSession] = []
         if cursor is None:
-            row = self.store.row(prefix)
+            row = yield from self.store.plan_row(prefix)
             if row is not None and _matches(decode(row.session.current), want_slug, want_flow):
                 exact.append(self._row(row))
         found: list[IndexEntry] = []
         calls = PREFIX_SCAN_CALLS
         next_cursor = None
         while shard < SHARDS:
-            batch, after = self.store.scan_user_ids(prefix, shard, zcursor, SCAN_COUNT)
+            batch, after = yield from self.store.plan_scan_user_ids(
+                prefix, shard, zcursor, SCAN_COUNT
+            )
             batch = [
                 e for e in batch if e.user_id != prefix and _matches(e.slug, want_slug, want_flow)
             ][skip:]
@@ -143,11 +170,13 @@ class Browsing:
                 next_cursor = f"{shard}:{zcursor}:0"
                 break
         found.sort(key=lambda e: e.user_id.encode())
-        page = exact + self._listed(found, want_slug)
+        page = exact + (yield from self._listed(found, want_slug))
         return page, None if next_cursor is None else _encode_cursor("u", next_cursor)
 
-    def _listed(self, entries: list[IndexEntry], want_slug: str | None) -> list[ListedSession]:
-        rows = self.store.rows(entries)
+    def _listed(
+        self, entries: list[IndexEntry], want_slug: str | None
+    ) -> Plan[list[ListedSession]]:
+        rows = yield from self.store.plan_rows(entries)
         page = []
         for row in rows:
             if row is None or (want_slug is not None and row.session.current != want_slug.encode()):

@@ -29,10 +29,11 @@ from __future__ import annotations
 import re
 import socket
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
+import redis.asyncio
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -40,6 +41,9 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from django_redis.client import DefaultClient
 from django_redis.exceptions import ConnectionInterrupted
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
@@ -48,7 +52,13 @@ from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-__all__ = ["ClusterClient", "cluster_arguments", "cluster_from_urls", "redis_client"]
+__all__ = [
+    "ClusterClient",
+    "async_client_factory",
+    "cluster_arguments",
+    "cluster_from_urls",
+    "redis_client",
+]
 
 # What django-redis turns into ConnectionInterrupted (so IGNORE_EXCEPTIONS and its re-raising
 # of the original error behave the same), plus the cluster client's own errors, which do not
@@ -344,6 +354,70 @@ def _client_like_djangos(alias: str) -> redis.Redis:
         parser_class = import_string(parser_class)
     pool = pool_class.from_url(servers[0], parser_class=parser_class, **options)
     return redis.Redis(connection_pool=pool)
+
+
+# -- the redis.asyncio client of the same cache (the async service) ---------------------------
+
+
+def async_client_factory(alias: str) -> Callable[[], Any]:
+    """A function building a new redis.asyncio client on the same server(s) as cache ``alias``,
+    from its ``LOCATION`` and ``OPTIONS`` read now: a ``redis.asyncio.RedisCluster`` for
+    ``ClusterClient`` (the same startup nodes, credentials, TLS, timeouts and retries as
+    ``cluster_arguments``), otherwise a ``redis.asyncio.Redis`` on the URL the sync client
+    writes to (django-redis: the first ``LOCATION``, with ``PASSWORD``/``USERNAME``, the
+    socket timeouts, ``CONNECTION_POOL_KWARGS``; Django's RedisCache: its connection
+    ``OPTIONS``). The store builds one per event loop. Sentinel is not supported."""
+    from django.conf import settings
+
+    config: dict[str, Any] = settings.CACHES[alias]
+    location = config.get("LOCATION", "")
+    urls = (
+        [u.strip() for u in re.split("[;,]", location) if u.strip()]
+        if isinstance(location, str)
+        else list(location)
+    )
+    options: dict[str, Any] = dict(config.get("OPTIONS", {}))
+    backend = config.get("BACKEND", "")
+    if backend == "django.core.cache.backends.redis.RedisCache" or _is_djangos(backend):
+        options.pop("serializer", None)
+        options.pop("pool_class", None)
+        options.pop("parser_class", None)
+        return lambda: redis.asyncio.Redis.from_url(urls[0], **options)
+    client_class = options.get("CLIENT_CLASS", "django_redis.client.DefaultClient")
+    cls = import_string(client_class) if isinstance(client_class, str) else client_class
+    if isinstance(cls, type) and issubclass(cls, ClusterClient):
+        nodes, kwargs = cluster_arguments(urls, options)
+        if isinstance(kwargs.get("retry"), Retry):
+            retry = kwargs["retry"]
+            kwargs["retry"] = AsyncRetry(NoBackoff(), retries=retry.get_retries())
+        startup = [AsyncClusterNode(node.host, node.port) for node in nodes]
+        return lambda: AsyncRedisCluster(startup_nodes=startup, **kwargs)
+    if "Sentinel" in getattr(cls, "__name__", ""):
+        raise ImproperlyConfigured(
+            f"The async service does not support the Sentinel client of cache {alias!r}: use "
+            "the sync service, or a django-redis cache on the master's URL."
+        )
+    kwargs = {}
+    for option, name in (
+        ("SOCKET_CONNECT_TIMEOUT", "socket_connect_timeout"),
+        ("SOCKET_TIMEOUT", "socket_timeout"),
+        ("PASSWORD", "password"),
+        ("USERNAME", "username"),
+    ):
+        if options.get(option) is not None:
+            kwargs[name] = options[option]
+    kwargs.update(options.get("CONNECTION_POOL_KWARGS", {}))
+    return lambda: redis.asyncio.Redis.from_url(urls[0], **kwargs)
+
+
+def _is_djangos(backend: Any) -> bool:
+    from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+
+    try:
+        cls = import_string(backend) if isinstance(backend, str) else backend
+    except ImportError:
+        return False
+    return isinstance(cls, type) and issubclass(cls, DjangoRedisCache)
 
 
 @receiver(setting_changed)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -16,6 +16,7 @@ from .browsing import Browsing
 from .bulk import BulkOperations
 from .conf import conf
 from .context import current_origin, origin
+from .effects import Actions, Send
 from .exceptions import (
     InvalidSlug,
     InvalidStateTransition,
@@ -26,7 +27,7 @@ from .flows import FlowMap
 from .jobs import BulkJobs
 from .slugs import parse, slugify
 from .steps import ScheduledSteps, StepNotApplied, load_scheduler
-from .store import RedisStore, Status, Stored, Written, decode, from_cache, now_ms
+from .store import Plan, RedisStore, Status, Stored, Written, decode, from_cache, now_ms
 from .transfer import Transfer
 from .users import validate_user_id
 from .values import (
@@ -41,6 +42,9 @@ from .values import (
 
 if TYPE_CHECKING:
     from .scheduling.base import StepScheduler
+
+T = TypeVar("T")
+
 
 __all__ = [
     "Session",
@@ -101,45 +105,98 @@ class SessionService:
     def scheduler(self) -> StepScheduler | None:
         return self.scheduled.scheduler
 
+    # -- running: each operation is one plan (a generator, see store.Command), run on the
+    # sync client by the method and on redis.asyncio by its ``a``-twin. Besides Redis calls,
+    # plans yield what they do around them: Send (a signal), Actions (the target's @on_enter
+    # actions) and Engine (a call to the scheduling engine). Validation, signals and
+    # decoding are written once; the two runners only execute.
+
+    def _run(self, plan: Plan[T]) -> T:
+        return self.store.run(plan, self._do)
+
+    async def _arun(self, plan: Plan[T]) -> T:
+        return await self.store.arun(plan, self._ado)
+
+    def _do(self, step: Any) -> Any:
+        if type(step) is Send:
+            return step.signal.send(sender=SessionService, **step.kwargs)
+        if type(step) is Actions:
+            return signals.run_actions(step.kwargs)
+        return self.scheduled.engine_call(step)
+
+    def _ado(self, step: Any) -> Awaitable[Any]:
+        if type(step) is Send:
+            return step.signal.asend(sender=SessionService, **step.kwargs)
+        if type(step) is Actions:
+            return signals.arun_actions(step.kwargs)
+        return self.scheduled.aengine_call(step)
+
     # -- reading -------------------------------------------------------------------------
 
     def get(self, user_id: str) -> Session | None:
         """The user's session, or None; slides the expiry of all the user's keys together.
         A session left on a state that now redirects (renamed in a deploy) is moved on."""
-        stored = self.store.read(validate_user_id(user_id), self._ttl_ms, True)
+        return self._run(self._get(user_id))
+
+    async def aget(self, user_id: str) -> Session | None:
+        """``get``, on the event loop."""
+        return await self._arun(self._get(user_id))
+
+    def _get(self, user_id: str) -> Plan[Session | None]:
+        stored = yield from self.store.plan_read(validate_user_id(user_id), self._ttl_ms, True)
         if stored is None:
             return None
         session = self._session(user_id, stored)
         landing = self._stored_slug(stored.current)[3]
         if landing is not None and landing != session.slug:
-            return self._redirect(session, landing)
+            return (yield from self._redirect(session, landing))
         return session
 
     def get_with_scheduled(self, user_id: str) -> tuple[Session | None, list[ScheduledStep]]:
         """``(get(user_id), scheduled_steps(user_id))``, in one round trip when it can."""
-        stored, records = self.store.read_with_steps(validate_user_id(user_id), self._ttl_ms)
+        return self._run(self._get_with_scheduled(user_id))
+
+    def _get_with_scheduled(self, user_id: str) -> Plan[tuple[Session | None, list[ScheduledStep]]]:
+        stored, records = yield from self.store.plan_read_with_steps(
+            validate_user_id(user_id), self._ttl_ms
+        )
         steps = self.scheduled.from_records(user_id, records)
         if stored is None:
             return None, steps
         session = self._session(user_id, stored)
         landing = self._stored_slug(stored.current)[3]
         if landing is not None and landing != session.slug:
-            return self._redirect(session, landing), self.scheduled_steps(user_id)
+            session = yield from self._redirect(session, landing)
+            return session, (yield from self.scheduled._scheduled_steps(user_id))
         return session, steps
 
     def peek(self, user_id: str) -> Session | None:
         """The user's session, or None, without touching expiry or indexes (for admin screens)."""
-        stored = self.store.read(validate_user_id(user_id), None, False)
+        return self._run(self._peek(user_id))
+
+    async def apeek(self, user_id: str) -> Session | None:
+        """``peek``, on the event loop."""
+        return await self._arun(self._peek(user_id))
+
+    def _peek(self, user_id: str) -> Plan[Session | None]:
+        stored = yield from self.store.plan_read(validate_user_id(user_id), None, False)
         return None if stored is None else self._session(user_id, stored)
 
     def history(self, user_id: str, limit: int = 50) -> list[Transition]:
         """The latest transitions, newest first (at most HISTORY_LENGTH are kept)."""
+        return self._run(self._history(user_id, limit))
+
+    async def ahistory(self, user_id: str, limit: int = 50) -> list[Transition]:
+        """``history``, on the event loop."""
+        return await self._arun(self._history(user_id, limit))
+
+    def _history(self, user_id: str, limit: int) -> Plan[list[Transition]]:
         limit = min(limit, self.history_length)
         if limit < 1:
             return []
+        entries = yield from self.store.plan_history(validate_user_id(user_id), limit)
         return [
-            Transition(from_ms(e.at_ms), e.source, e.target, e.method, e.origin)
-            for e in self.store.history(validate_user_id(user_id), limit)
+            Transition(from_ms(e.at_ms), e.source, e.target, e.method, e.origin) for e in entries
         ]
 
     # -- transitions ---------------------------------------------------------------------
@@ -155,16 +212,23 @@ class SessionService:
         expected_version: int | None = None,
     ) -> Session:
         """Move the user and run the target state's action (``run_action=True``)."""
-        if slug is not None and flow is state is session is None:
-            return self._to_slug(user_id, slug, "step_to", True, False, expected_version)
-        return self._transition(
-            user_id,
-            self._target_resolver(slug, flow, state, session),
-            method="step_to",
-            run_action=True,
-            update=False,
-            expected_version=expected_version,
-            needs_current=state is not None and flow is None,
+        return self._run(
+            self._move(user_id, slug, flow, state, session, expected_version, "step_to")
+        )
+
+    async def astep_to(
+        self,
+        user_id: str,
+        *,
+        slug: str | None = None,
+        flow: str | None = None,
+        state: str | None = None,
+        session: Session | None = None,
+        expected_version: int | None = None,
+    ) -> Session:
+        """``step_to``, on the event loop (signals sent with ``asend``, async actions awaited)."""
+        return await self._arun(
+            self._move(user_id, slug, flow, state, session, expected_version, "step_to")
         )
 
     def update_session_to(
@@ -178,34 +242,76 @@ class SessionService:
         expected_version: int | None = None,
     ) -> Session:
         """Move the user without running the target state's action (``run_action=False``)."""
+        return self._run(
+            self._move(user_id, slug, flow, state, session, expected_version, "update_session_to")
+        )
+
+    async def aupdate_session_to(
+        self,
+        user_id: str,
+        *,
+        slug: str | None = None,
+        flow: str | None = None,
+        state: str | None = None,
+        session: Session | None = None,
+        expected_version: int | None = None,
+    ) -> Session:
+        """``update_session_to``, on the event loop."""
+        return await self._arun(
+            self._move(user_id, slug, flow, state, session, expected_version, "update_session_to")
+        )
+
+    def _move(
+        self,
+        user_id: str,
+        slug: str | None,
+        flow: str | None,
+        state: str | None,
+        session: Session | None,
+        expected_version: int | None,
+        method: str,
+    ) -> Plan[Session]:
+        step = method == "step_to"
         if slug is not None and flow is state is session is None:
-            return self._to_slug(user_id, slug, "update_session_to", False, True, expected_version)
-        return self._transition(
-            user_id,
-            self._target_resolver(slug, flow, state, session),
-            method="update_session_to",
-            run_action=False,
-            update=True,
-            expected_version=expected_version,
-            needs_current=state is not None and flow is None,
+            return (
+                yield from self._to_slug(user_id, slug, method, step, not step, expected_version)
+            )
+        return (
+            yield from self._transition(
+                user_id,
+                self._target_resolver(slug, flow, state, session),
+                method=method,
+                run_action=step,
+                update=not step,
+                expected_version=expected_version,
+                needs_current=state is not None and flow is None,
+            )
         )
 
     def step_back(self, user_id: str, *, expected_version: int | None = None) -> Session:
         """Step to the stored back-to session (which stays in place)."""
+        return self._run(self._step_back(user_id, expected_version))
 
+    async def astep_back(self, user_id: str, *, expected_version: int | None = None) -> Session:
+        """``step_back``, on the event loop."""
+        return await self._arun(self._step_back(user_id, expected_version))
+
+    def _step_back(self, user_id: str, expected_version: int | None) -> Plan[Session]:
         def back_to(current: Session | None) -> str:
             if current is None or current.back_to is None:
                 raise NoBackToSession(f"User {user_id!r} has no back-to session to step back to")
             return self._checked(current.back_to)
 
-        return self._transition(
-            user_id,
-            back_to,
-            method="step_back",
-            run_action=True,
-            update=False,
-            expected_version=expected_version,
-            needs_current=True,
+        return (
+            yield from self._transition(
+                user_id,
+                back_to,
+                method="step_back",
+                run_action=True,
+                update=False,
+                expected_version=expected_version,
+                needs_current=True,
+            )
         )
 
     def set_back_to(
@@ -219,16 +325,42 @@ class SessionService:
         expected_version: int | None = None,
     ) -> Session:
         """Store the session ``step_back`` returns to. Not a transition: no signals, no history."""
+        return self._run(self._set_back_to(user_id, slug, flow, state, session, expected_version))
+
+    async def aset_back_to(
+        self,
+        user_id: str,
+        *,
+        slug: str | None = None,
+        flow: str | None = None,
+        state: str | None = None,
+        session: Session | None = None,
+        expected_version: int | None = None,
+    ) -> Session:
+        """``set_back_to``, on the event loop."""
+        return await self._arun(
+            self._set_back_to(user_id, slug, flow, state, session, expected_version)
+        )
+
+    def _set_back_to(
+        self,
+        user_id: str,
+        slug: str | None,
+        flow: str | None,
+        state: str | None,
+        session: Session | None,
+        expected_version: int | None,
+    ) -> Plan[Session]:
         validate_user_id(user_id)
         resolve = self._target_resolver(slug, flow, state, session)
         if state is not None and flow is None:
-            current = self.peek(user_id)
+            current = yield from self._peek(user_id)
             target = resolve(current)
             if expected_version is None and current is not None:
                 expected_version = current.version
         else:
             target = resolve(None)
-        written = self.store.set_back_to(
+        written = yield from self.store.plan_set_back_to(
             user_id, target, expected_version=expected_version, ttl_ms=self._ttl_ms
         )
         if written.status is Status.NO_SESSION:
@@ -240,7 +372,14 @@ class SessionService:
     def reset(self, user_id: str, *, expected_version: int | None = None) -> bool:
         """Remove the user's session, previous, back-to and history, and cancel their
         scheduled steps. True if there was a session."""
-        written, cancelled = self.store.reset(
+        return self._run(self._reset(user_id, expected_version))
+
+    async def areset(self, user_id: str, *, expected_version: int | None = None) -> bool:
+        """``reset``, on the event loop."""
+        return await self._arun(self._reset(user_id, expected_version))
+
+    def _reset(self, user_id: str, expected_version: int | None) -> Plan[bool]:
+        written, cancelled = yield from self.store.plan_reset(
             validate_user_id(user_id),
             expected_version=expected_version,
             keep=self.scheduled.outcomes_length,
@@ -248,12 +387,11 @@ class SessionService:
         )
         if written.status is Status.CONFLICT:
             raise SessionConflict(user_id, expected_version, written.version)  # type: ignore[arg-type]
-        self.scheduled.announce_cancelled(user_id, cancelled)
+        yield from self.scheduled.announce_cancelled(user_id, cancelled)
         if written.session is None:
             return False
-        signals.session_reset.send(
-            sender=SessionService, user_id=user_id, session=self._session(user_id, written.session)
-        )
+        session = self._session(user_id, written.session)
+        yield Send(signals.session_reset, {"user_id": user_id, "session": session})
         return True
 
     # -- locks ---------------------------------------------------------------------------
@@ -271,13 +409,32 @@ class SessionService:
         ):
             yield
 
+    @asynccontextmanager
+    async def alock(
+        self, user_id: str, timeout: float | None = None, blocking_timeout: float | None = None
+    ) -> AsyncIterator[None]:
+        """``lock`` as an async context manager (``async with service.alock(user_id):``); it
+        excludes sync holders of the same user's lock too."""
+        async with self.store.alock(
+            validate_user_id(user_id),
+            timeout=self.lock_timeout if timeout is None else timeout,
+            blocking_timeout=blocking_timeout,
+        ):
+            yield
+
     def is_locked(self, user_id: str) -> bool:
-        return self.store.is_locked(validate_user_id(user_id))
+        return self._run(self.store.plan_is_locked(validate_user_id(user_id)))
+
+    async def ais_locked(self, user_id: str) -> bool:
+        return await self._arun(self.store.plan_is_locked(validate_user_id(user_id)))
 
     # -- the collaborators' methods, on the service (documented there) --------------------
 
     def count_by_state(self) -> dict[str, int]:
-        return self.browsing.count_by_state()
+        return self._run(self.browsing.plan_count_by_state())
+
+    async def acount_by_state(self) -> dict[str, int]:
+        return await self._arun(self.browsing.plan_count_by_state())
 
     def browse(
         self,
@@ -287,7 +444,19 @@ class SessionService:
         cursor: str | None = None,
         limit: int = 50,
     ) -> tuple[list[ListedSession], str | None]:
-        return self.browsing.browse(flow, slug, user_id_prefix, cursor, limit)
+        return self._run(self.browsing.plan_browse(flow, slug, user_id_prefix, cursor, limit))
+
+    async def abrowse(
+        self,
+        flow: str | None = None,
+        slug: str | None = None,
+        user_id_prefix: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[ListedSession], str | None]:
+        return await self._arun(
+            self.browsing.plan_browse(flow, slug, user_id_prefix, cursor, limit)
+        )
 
     def list_sessions(
         self,
@@ -297,7 +466,21 @@ class SessionService:
         cursor: str | None = None,
         limit: int = 50,
     ) -> tuple[list[Session], str | None]:
-        return self.browsing.list_sessions(flow, slug, user_id_prefix, cursor, limit)
+        return self._run(
+            self.browsing.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit)
+        )
+
+    async def alist_sessions(
+        self,
+        flow: str | None = None,
+        slug: str | None = None,
+        user_id_prefix: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Session], str | None]:
+        return await self._arun(
+            self.browsing.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit)
+        )
 
     def purge_expired(self) -> int:
         """Drop the users whose session expired from the indexes (see Browsing.purge)."""
@@ -323,14 +506,27 @@ class SessionService:
         session: Session | None = None,
         if_unchanged: bool = False,
     ) -> ScheduledStep:
-        return self.scheduled.step_to_in(
-            user_id,
-            delay,
-            slug=slug,
-            flow=flow,
-            state=state,
-            session=session,
-            if_unchanged=if_unchanged,
+        return self._run(
+            self.scheduled.plan_step_to_in(
+                user_id, delay, (slug, flow, state, session), if_unchanged
+            )
+        )
+
+    async def astep_to_in(
+        self,
+        user_id: str,
+        delay: timedelta | float,
+        *,
+        slug: str | None = None,
+        flow: str | None = None,
+        state: str | None = None,
+        session: Session | None = None,
+        if_unchanged: bool = False,
+    ) -> ScheduledStep:
+        return await self._arun(
+            self.scheduled.plan_step_to_in(
+                user_id, delay, (slug, flow, state, session), if_unchanged
+            )
         )
 
     def step_to_at(
@@ -344,21 +540,40 @@ class SessionService:
         session: Session | None = None,
         if_unchanged: bool = False,
     ) -> ScheduledStep:
-        return self.scheduled.step_to_at(
-            user_id,
-            when,
-            slug=slug,
-            flow=flow,
-            state=state,
-            session=session,
-            if_unchanged=if_unchanged,
+        return self._run(
+            self.scheduled.plan_step_to_at(
+                user_id, when, (slug, flow, state, session), if_unchanged
+            )
+        )
+
+    async def astep_to_at(
+        self,
+        user_id: str,
+        when: datetime,
+        *,
+        slug: str | None = None,
+        flow: str | None = None,
+        state: str | None = None,
+        session: Session | None = None,
+        if_unchanged: bool = False,
+    ) -> ScheduledStep:
+        return await self._arun(
+            self.scheduled.plan_step_to_at(
+                user_id, when, (slug, flow, state, session), if_unchanged
+            )
         )
 
     def scheduled_steps(self, user_id: str) -> list[ScheduledStep]:
-        return self.scheduled.scheduled_steps(user_id)
+        return self._run(self.scheduled._scheduled_steps(user_id))
+
+    async def ascheduled_steps(self, user_id: str) -> list[ScheduledStep]:
+        return await self._arun(self.scheduled._scheduled_steps(user_id))
 
     def cancel_scheduled(self, user_id: str, step_id: str | None = None) -> int:
-        return self.scheduled.cancel_scheduled(user_id, step_id)
+        return self._run(self.scheduled.plan_cancel_scheduled(user_id, step_id))
+
+    async def acancel_scheduled(self, user_id: str, step_id: str | None = None) -> int:
+        return await self._arun(self.scheduled.plan_cancel_scheduled(user_id, step_id))
 
     def scheduled_step_outcomes(self, user_id: str, limit: int = 20) -> list[StepOutcome]:
         return self.scheduled.scheduled_step_outcomes(user_id, limit)
@@ -477,19 +692,25 @@ class SessionService:
         expected_version: int | None,
         needs_current: bool,
         step: tuple[str, bool, str | None] | None = None,
-    ) -> Session:
+    ) -> Plan[Session]:
         """The one write path of transitions. Raises StepNotApplied when ``step`` (a scheduled
         step firing) was not applied."""
         validate_user_id(user_id)
         if not needs_current and not signals.pre_transition.has_listeners(SessionService):
             # The fast path: one round trip; the script knows the source.
             target = resolve(None)
-            written = self._write(user_id, target, update, expected_version, method, step)
-            return self._after(user_id, written, target, method, run_action, expected_version)
+            written = yield from self._write(
+                user_id, target, update, expected_version, method, step
+            )
+            return (
+                yield from self._after(
+                    user_id, written, target, method, run_action, expected_version
+                )
+            )
         # Read first (the target or pre_transition's source needs it), then write only if the
         # version is still the one read; on a race, read again.
         for _ in range(self.conflict_retries):
-            current = self.peek(user_id)
+            current = yield from self._peek(user_id)
             version = 0 if current is None else current.version
             if expected_version is not None and version != expected_version:
                 raise SessionConflict(user_id, expected_version, version)
@@ -497,17 +718,21 @@ class SessionService:
             source = None if current is None else current.slug
             if update and source == target:
                 return current  # type: ignore[return-value]
-            signals.pre_transition.send(
-                sender=SessionService,
-                user_id=user_id,
-                source=source,
-                target=target,
-                method=method,
-                run_action=run_action,
+            yield Send(
+                signals.pre_transition,
+                {
+                    "user_id": user_id,
+                    "source": source,
+                    "target": target,
+                    "method": method,
+                    "run_action": run_action,
+                },
             )
-            written = self._write(user_id, target, update, version, method, step)
+            written = yield from self._write(user_id, target, update, version, method, step)
             if written.status is not Status.CONFLICT:
-                return self._after(user_id, written, target, method, run_action, version)
+                return (
+                    yield from self._after(user_id, written, target, method, run_action, version)
+                )
         raise SessionConflict(user_id, version, written.version)
 
     def _to_slug(
@@ -518,23 +743,27 @@ class SessionService:
         run_action: bool,
         update: bool,
         expected_version: int | None,
-    ) -> Session:
+    ) -> Plan[Session]:
         """The hot path of step_to/update_session_to: a slug target and no pre_transition
         receiver make one store call, with as little Python around it as can be."""
         validate_user_id(user_id)
         target = self._checked(slug)
         if signals.pre_transition.has_listeners(SessionService):
-            return self._transition(
-                user_id,
-                lambda current: target,
-                method=method,
-                run_action=run_action,
-                update=update,
-                expected_version=expected_version,
-                needs_current=False,
+            return (
+                yield from self._transition(
+                    user_id,
+                    lambda current: target,
+                    method=method,
+                    run_action=run_action,
+                    update=update,
+                    expected_version=expected_version,
+                    needs_current=False,
+                )
             )
-        written = self._write(user_id, target, update, expected_version, method)
-        return self._after(user_id, written, target, method, run_action, expected_version)
+        written = yield from self._write(user_id, target, update, expected_version, method)
+        return (
+            yield from self._after(user_id, written, target, method, run_action, expected_version)
+        )
 
     def _write(
         self,
@@ -544,8 +773,8 @@ class SessionService:
         expected: int | None,
         method: str,
         step: tuple[str, bool, str | None] | None = None,
-    ) -> Written:
-        return self.store.transition(
+    ) -> Plan[Written]:
+        return self.store.plan_transition(
             user_id,
             target,
             update=update,
@@ -565,7 +794,7 @@ class SessionService:
         method: str,
         run_action: bool,
         expected_version: int | None,
-    ) -> Session:
+    ) -> Plan[Session]:
         status = written.status
         if status is Status.CONFLICT:
             raise SessionConflict(user_id, expected_version, written.version)  # type: ignore[arg-type]
@@ -574,31 +803,39 @@ class SessionService:
         session = self._session(user_id, written.session)  # type: ignore[arg-type]
         if status is Status.UNCHANGED:
             return session
-        signals.post_transition.send(
-            sender=SessionService,
-            user_id=user_id,
-            source=session.slug if status is Status.SLID else session.previous,
-            target=target,
-            method=method,
-            run_action=run_action,
-            session=session,
-        )
+        post = signals.post_transition.has_listeners(SessionService)
+        act = run_action and signals.has_actions(target)
+        if post or act:
+            kwargs = {
+                "user_id": user_id,
+                "source": session.slug if status is Status.SLID else session.previous,
+                "target": target,
+                "method": method,
+                "run_action": run_action,
+                "session": session,
+            }
+            if post:
+                yield Send(signals.post_transition, kwargs)
+            if act:
+                yield Actions(kwargs)
         return session
 
-    def _redirect(self, session: Session, target: str) -> Session:
+    def _redirect(self, session: Session, target: str) -> Plan[Session]:
         try:
-            return self._transition(
-                session.user_id,
-                lambda current: target,
-                method="redirect",
-                run_action=False,
-                update=True,
-                expected_version=session.version,
-                needs_current=False,
+            return (
+                yield from self._transition(
+                    session.user_id,
+                    lambda current: target,
+                    method="redirect",
+                    run_action=False,
+                    update=True,
+                    expected_version=session.version,
+                    needs_current=False,
+                )
             )
         except SessionConflict:
             # Someone else moved the user meanwhile: their write wins; show it.
-            return self.get(session.user_id)  # type: ignore[return-value]
+            return (yield from self._get(session.user_id))  # type: ignore[return-value]
 
 
 # -- the configured service ----------------------------------------------------------------

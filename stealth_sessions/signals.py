@@ -3,11 +3,15 @@
 pre_transition   user_id, source, target, method, run_action
                  sent after validation, before the write; a receiver raising aborts it
 post_transition  user_id, source, target, method, run_action, session
-                 sent after the write; receivers' exceptions propagate (the write stays)
+                 sent after the write; receivers' exceptions propagate (the write stays);
+                 then the target's @on_enter actions run (run_action=True)
 session_reset    user_id, session (the one removed)
 step_scheduled   user_id, step (a ScheduledStep); sent after it was stored
 scheduled_step_cancelled
                  user_id, step (the ScheduledStep removed); by cancel_scheduled() and reset()
+
+The async service (``astep_to``...) sends them with ``Signal.asend``: async receivers are
+awaited on the event loop, sync ones run in a thread, as Django provides.
 
 A scheduled step firing sends pre_transition/post_transition like step_to, with
 method="step_to_in" or "step_to_at" and run_action=True.
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.dispatch import Signal
 
 from .slugs import parse
@@ -34,17 +39,21 @@ _actions: dict[str, list[Action]] = {}
 
 def on_enter(slug: str) -> Callable[[Action], Action]:
     """Run the decorated function, with the post_transition kwargs, each time a user enters
-    ``slug`` with ``run_action=True`` (Stealth running the state's action)::
+    ``slug`` with ``run_action=True`` (Stealth running the state's action), after the
+    post_transition receivers::
 
         @on_enter("hello->say_hello")
         def say_hello(user_id, session, **kwargs): ...
-    """
+
+    An ``async def`` action is awaited by the async service (``astep_to``...), on the event
+    loop; reached from a synchronous transition (``step_to``, a scheduled step run by a sync
+    worker) it is run to completion with asgiref's ``async_to_sync`` (which refuses, with
+    its RuntimeError, when called from a thread running an event loop: use the async
+    service there). A sync action reached from an async transition runs in a thread
+    (``sync_to_async``), as Django runs sync signal receivers."""
     parse(slug)
 
     def register(func: Action) -> Action:
-        if not _actions:
-            # Connected on first use: a post_transition with no receivers costs nothing.
-            post_transition.connect(_run_actions, dispatch_uid="stealth_sessions.on_enter")
         _actions.setdefault(slug, []).append(func)
         return func
 
@@ -55,8 +64,24 @@ def registered_actions() -> dict[str, list[Action]]:
     return {slug: list(funcs) for slug, funcs in _actions.items()}
 
 
-def _run_actions(sender: Any, *, target: str, run_action: bool, **kwargs: Any) -> None:
-    kwargs.pop("signal", None)
-    if run_action:
-        for action in _actions.get(target, ()):
-            action(target=target, run_action=run_action, **kwargs)
+def has_actions(slug: str) -> bool:
+    return slug in _actions
+
+
+def run_actions(kwargs: dict[str, Any]) -> None:
+    """Run the actions of ``kwargs["target"]`` (the post_transition kwargs), in a sync
+    transition."""
+    for action in list(_actions.get(kwargs["target"], ())):
+        if iscoroutinefunction(action):
+            async_to_sync(action)(**kwargs)
+        else:
+            action(**kwargs)
+
+
+async def arun_actions(kwargs: dict[str, Any]) -> None:
+    """Run the actions of ``kwargs["target"]``, in an async transition."""
+    for action in list(_actions.get(kwargs["target"], ())):
+        if iscoroutinefunction(action):
+            await action(**kwargs)
+        else:
+            await sync_to_async(action)(**kwargs)

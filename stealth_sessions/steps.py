@@ -24,13 +24,14 @@ from django.utils.module_loading import import_string
 from . import metrics, signals
 from .conf import conf, engines_hint
 from .context import origin
+from .effects import CancelJob, HandOff, Send
 from .exceptions import (
     InvalidSchedule,
     SessionConflict,
     SessionStoreUnavailable,
     StealthSessionsError,
 )
-from .store import RedisStore
+from .store import Plan, RedisStore
 from .users import validate_user_id
 from .values import ScheduledStep, Session, StepOutcome, from_ms, to_ms
 
@@ -90,20 +91,17 @@ class ScheduledSteps:
         self.outcomes_length = outcomes_length
         self.outcomes_ttl = outcomes_ttl
 
-    def step_to_in(
+    def plan_step_to_in(
         self,
         user_id: str,
         delay: timedelta | float,
-        *,
-        slug: str | None = None,
-        flow: str | None = None,
-        state: str | None = None,
-        session: Session | None = None,
+        target: tuple[str | None, str | None, str | None, Session | None],
         if_unchanged: bool = False,
-    ) -> ScheduledStep:
-        """Schedule a ``step_to`` in ``delay`` (a timedelta or seconds, > 0). The target is
-        resolved and validated now; the session is not changed. With ``if_unchanged`` the step
-        fires only if the user is then still at the slug they are at now."""
+    ) -> Plan[ScheduledStep]:
+        """Schedule a ``step_to`` in ``delay`` (a timedelta or seconds, > 0). The target
+        (``slug``, ``flow``, ``state``, ``session``: one of them, as for step_to) is resolved
+        and validated now; the session is not changed. With ``if_unchanged`` the step fires
+        only if the user is then still at the slug they are at now."""
         if isinstance(delay, timedelta):
             seconds = delay.total_seconds()
         elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
@@ -117,20 +115,15 @@ class ScheduledSteps:
                 f"delay must be more than 0 seconds, not {delay!r}; use step_to() to step now"
             )
         due = timezone.now() + timedelta(seconds=seconds)
-        target = (slug, flow, state, session)
-        return self._schedule(user_id, due, target, if_unchanged, method="step_to_in")
+        return (yield from self._schedule(user_id, due, target, if_unchanged, method="step_to_in"))
 
-    def step_to_at(
+    def plan_step_to_at(
         self,
         user_id: str,
         when: datetime,
-        *,
-        slug: str | None = None,
-        flow: str | None = None,
-        state: str | None = None,
-        session: Session | None = None,
+        target: tuple[str | None, str | None, str | None, Session | None],
         if_unchanged: bool = False,
-    ) -> ScheduledStep:
+    ) -> Plan[ScheduledStep]:
         """Schedule a ``step_to`` at ``when``, an aware datetime (in the past: it fires
         promptly). Otherwise as ``step_to_in``."""
         if not isinstance(when, datetime):
@@ -141,22 +134,22 @@ class ScheduledSteps:
                 "Give an aware one, e.g. datetime(..., tzinfo=UTC) or "
                 "django.utils.timezone.make_aware(when)"
             )
-        target = (slug, flow, state, session)
-        return self._schedule(user_id, when, target, if_unchanged, method="step_to_at")
+        return (yield from self._schedule(user_id, when, target, if_unchanged, method="step_to_at"))
 
-    def scheduled_steps(self, user_id: str) -> list[ScheduledStep]:
+    def _scheduled_steps(self, user_id: str) -> Plan[list[ScheduledStep]]:
         """The user's pending steps, soonest first."""
-        return self.from_records(user_id, self.store.steps(validate_user_id(user_id)))
+        records = yield from self.store.plan_steps(validate_user_id(user_id))
+        return self.from_records(user_id, records)
 
-    def cancel_scheduled(self, user_id: str, step_id: str | None = None) -> int:
+    def plan_cancel_scheduled(self, user_id: str, step_id: str | None = None) -> Plan[int]:
         """Cancel one pending step (``step_id``) or all of the user's; returns how many were
         cancelled (0 for an unknown, applied or already cancelled step)."""
         validate_user_id(user_id)
         if step_id is None:
-            return self._cancel_steps(user_id, (), reason="cancelled")
+            return (yield from self._cancel_steps(user_id, (), reason="cancelled"))
         if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
             return 0
-        return self._cancel_steps(user_id, (step_id,), reason="cancelled")
+        return (yield from self._cancel_steps(user_id, (step_id,), reason="cancelled"))
 
     def scheduled_step_outcomes(self, user_id: str, limit: int = 20) -> list[StepOutcome]:
         """What became of the user's latest steps, newest first (at most
@@ -213,15 +206,17 @@ class ScheduledSteps:
             return FAILED
         try:
             with origin("scheduler"):
-                self.service._transition(
-                    user_id,
-                    lambda current: target,
-                    method=step.method,
-                    run_action=True,
-                    update=False,
-                    expected_version=None,
-                    needs_current=False,
-                    step=(step.id, step.if_unchanged, step.source),
+                self.service._run(
+                    self.service._transition(
+                        user_id,
+                        lambda current: target,
+                        method=step.method,
+                        run_action=True,
+                        update=False,
+                        expected_version=None,
+                        needs_current=False,
+                        step=(step.id, step.if_unchanged, step.source),
+                    )
                 )
         except StepNotApplied as exc:
             if not exc.dropped:
@@ -285,16 +280,19 @@ class ScheduledSteps:
         if_unchanged: bool,
         *,
         method: str,
-    ) -> ScheduledStep:
+    ) -> Plan[ScheduledStep]:
         validate_user_id(user_id)
         self.require_engine()
         slug, flow, state, session = target_args
         resolve = self.service._target_resolver(slug, flow, state, session)
-        target = resolve(self.service.peek(user_id) if state is not None and flow is None else None)
+        current = None
+        if state is not None and flow is None:
+            current = yield from self.service._peek(user_id)
+        target = resolve(current)
         now = to_ms(timezone.now())
         due_ms = to_ms(due)
         step_id = uuid4().hex
-        source = self.store.add_step(
+        source = yield from self.store.plan_add_step(
             user_id,
             step_id,
             target,
@@ -315,8 +313,8 @@ class ScheduledSteps:
             method=method,
             source=source,
         )
-        self._hand_off(step)
-        signals.step_scheduled.send(sender=type(self.service), user_id=user_id, step=step)
+        yield HandOff(step)
+        yield Send(signals.step_scheduled, {"user_id": user_id, "step": step})
         return step
 
     def require_engine(self) -> None:
@@ -334,19 +332,45 @@ class ScheduledSteps:
                 f"or choose another engine: {engines_hint()}."
             )
 
-    def _hand_off(self, step: ScheduledStep) -> None:
+    # -- the engine: sync calls directly, async ones awaited (StepScheduler.aenqueue...) ------
+
+    def engine_call(self, effect: HandOff | CancelJob) -> None:
+        if type(effect) is HandOff:
+            self._hand_off(effect.step, again=effect.again)
+        elif self.scheduler is not None:
+            try:
+                self.scheduler.cancel(effect.step)
+            except Exception:
+                # Harmless: a job delivered after the cancel finds no step and does nothing.
+                logger.exception("Could not cancel the engine job of step %s", effect.step.id)
+
+    async def aengine_call(self, effect: HandOff | CancelJob) -> None:
+        if self.scheduler is None:
+            return
+        if type(effect) is HandOff:
+            try:
+                await self.scheduler.aenqueue(effect.step, again=effect.again)
+            except Exception:
+                logger.exception("Could not hand scheduled step %s to the engine", effect.step.id)
+        else:
+            try:
+                await self.scheduler.acancel(effect.step)
+            except Exception:
+                logger.exception("Could not cancel the engine job of step %s", effect.step.id)
+
+    def _hand_off(self, step: ScheduledStep, *, again: bool = False) -> None:
         try:
-            self.scheduler.enqueue(step)  # type: ignore[union-attr]
+            self.scheduler.enqueue(step, again=again)  # type: ignore[union-attr]
         except Exception:
             # The step is stored: the sweep hands it over again after STEP_SWEEP_GRACE.
             logger.exception("Could not hand scheduled step %s to the engine", step.id)
 
     def _remove_steps(
         self, user_id: str, step_ids: tuple[str, ...], outcome: str, reason: str
-    ) -> dict[str, dict[str, Any]]:
+    ) -> Plan[dict[str, dict[str, Any]]]:
         """Remove pending steps (none given: all the user's), recording the outcome; returns
         the records of those this call removed."""
-        return self.store.remove_steps(
+        return self.store.plan_remove_steps(
             user_id,
             step_ids,
             now_ms=to_ms(timezone.now()),
@@ -356,28 +380,21 @@ class ScheduledSteps:
             ttl_ms=self.outcomes_ttl * 1000,
         )
 
-    def _cancel_steps(self, user_id: str, step_ids: tuple[str, ...], *, reason: str) -> int:
-        removed = self._remove_steps(user_id, step_ids, CANCELLED, reason)
-        return self.announce_cancelled(user_id, removed)
+    def _cancel_steps(self, user_id: str, step_ids: tuple[str, ...], *, reason: str) -> Plan[int]:
+        removed = yield from self._remove_steps(user_id, step_ids, CANCELLED, reason)
+        return (yield from self.announce_cancelled(user_id, removed))
 
-    def announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> int:
+    def announce_cancelled(self, user_id: str, removed: dict[str, dict[str, Any]]) -> Plan[int]:
         """Tell the engine (best effort) and the receivers about steps removed as cancelled."""
         for step_id, record in removed.items():
             step = self._scheduled_step(user_id, step_id, record)
-            if self.scheduler is not None:
-                try:
-                    self.scheduler.cancel(step)
-                except Exception:
-                    # Harmless: a job delivered after the cancel finds no step and does nothing.
-                    logger.exception("Could not cancel the engine job of step %s", step.id)
-            signals.scheduled_step_cancelled.send(
-                sender=type(self.service), user_id=user_id, step=step
-            )
+            yield CancelJob(step)
+            yield Send(signals.scheduled_step_cancelled, {"user_id": user_id, "step": step})
         return len(removed)
 
     def _remove_step(self, step: ScheduledStep, outcome: str, reason: str) -> bool:
         """Remove a still-pending step, recording why; False if it was already gone."""
-        removed = self._remove_steps(step.user_id, (step.id,), outcome, reason)
+        removed = self.store.run(self._remove_steps(step.user_id, (step.id,), outcome, reason))
         if removed:
             logger.warning("Step %s of %r %s: %s", step.id, step.user_id, outcome, reason)
         return bool(removed)

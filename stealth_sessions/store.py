@@ -9,16 +9,19 @@ lua/prelude.lua.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import heapq
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+import weakref
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache, lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.commands.core import Script
 from redis.exceptions import (
@@ -257,6 +260,79 @@ def script_source(name: str) -> str:
     return lua.joinpath("prelude.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
 
 
+@cache
+def script_sha(name: str) -> str:
+    return hashlib.sha1(script_source(name).encode()).hexdigest()
+
+
+# -- calls: each built in one place, run by the sync or the async client --------------------
+# An operation is a *plan*: a generator that yields the Redis calls it needs (a Command, an
+# Eval of one of the scripts, or a Batch of them pipelined) and is sent back their answers,
+# which it decodes; it returns the operation's result. RedisStore.run executes a plan on the
+# redis-py client, RedisStore.arun on redis.asyncio: what is sent and how answers are read
+# is written once. The service's plans yield their own steps too (signals to send), which the
+# runner's ``other`` handles.
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One Redis command; ``what`` names the operation in a SessionStoreUnavailable."""
+
+    args: tuple[Any, ...]
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Eval:
+    """One of the Lua scripts (SCRIPT_NAMES) with its KEYS and ARGV."""
+
+    script: str
+    keys: tuple[Any, ...]
+    args: tuple[Any, ...]
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Commands and scripts pipelined in one round trip (on a cluster, one per node); the
+    answers come back in order."""
+
+    calls: tuple[Command | Eval, ...]
+    what: str
+
+
+REDIS_CALLS = (Command, Eval, Batch)
+T = TypeVar("T")
+Plan = Generator[Any, Any, T]
+
+
+def _wire(call: Command | Eval) -> tuple[Any, ...]:
+    """A Batch member as a command (not pipe.evalsha(): redis-py's cluster pipeline refuses
+    it by that name)."""
+    if type(call) is Command:
+        return call.args
+    return ("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)  # type: ignore[union-attr]
+
+
+def _batch_answers(batch: Batch, results: Sequence[Any], first: bool) -> list[Any] | None:
+    """The answers of a pipelined Batch; None when a script must be loaded and the batch sent
+    again (the scripts were flushed, or a node is new). Raises the first error."""
+    if first and any(isinstance(r, NoScriptError) for r in results):
+        return None
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return list(results)
+
+
+def _evals(batch: Batch) -> set[str]:
+    return {call.script for call in batch.calls if type(call) is Eval}
+
+
+def _unavailable(what: str, exc: BaseException) -> SessionStoreUnavailable:
+    return SessionStoreUnavailable(f"Redis failed while {what}: {exc}")
+
+
 class Scripts:
     """The Lua scripts, registered with the client (redis-py loads them on NOSCRIPT)."""
 
@@ -301,25 +377,121 @@ def _user_keys(k: UserKeys) -> tuple[str, ...]:
 
 class RedisStore:
     """Raw session storage over a redis-py client (``Redis`` or ``RedisCluster``). Knows keys
-    and scripts, not flows or signals."""
+    and scripts, not flows or signals.
 
-    def __init__(self, client: Any, keys: KeySpace) -> None:
+    Each operation used by the async service is a plan (``plan_*``, see Command above), run
+    by ``run`` on ``client`` or by ``arun`` on a redis.asyncio client that ``async_client``
+    (a function of no arguments) builds, one per event loop."""
+
+    def __init__(
+        self, client: Any, keys: KeySpace, async_client: Callable[[], Any] | None = None
+    ) -> None:
         self.client = client
         self.keys = keys
         self.scripts = Scripts(client)
+        self.async_client = async_client
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[Any, Scripts]
+        ] = weakref.WeakKeyDictionary()
+
+    # -- running plans ----------------------------------------------------------------------
+
+    def run(self, plan: Plan[T], other: Callable[[Any], Any] | None = None) -> T:
+        """Execute ``plan`` on the sync client; what it yields that is not a Redis call goes
+        to ``other``. An error (ours, or SessionStoreUnavailable) is thrown into the plan."""
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    redis_call = isinstance(call, REDIS_CALLS)
+                    answer = self.execute(call) if redis_call else other(call)  # type: ignore[misc]
+                except Exception as exc:
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
+    async def arun(self, plan: Plan[T], other: Callable[[Any], Any] | None = None) -> T:
+        """``run`` on the event loop's redis.asyncio client; ``other`` returns awaitables."""
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    if isinstance(call, REDIS_CALLS):
+                        answer = await self.aexecute(call)
+                    else:
+                        answer = await other(call)  # type: ignore[misc]
+                except Exception as exc:
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
+    def execute(self, call: Command | Eval | Batch) -> Any:
+        try:
+            if type(call) is Command:
+                return self.client.execute_command(*call.args)
+            if type(call) is Eval:
+                return getattr(self.scripts, call.script)(call.keys, call.args)
+            for first in (True, False):
+                pipe = self.client.pipeline(transaction=False)
+                for member in call.calls:  # type: ignore[union-attr]
+                    pipe.execute_command(*_wire(member))
+                answers = _batch_answers(call, pipe.execute(raise_on_error=False), first)  # type: ignore[arg-type]
+                if answers is not None:
+                    return answers
+                for name in _evals(call):  # type: ignore[arg-type]
+                    self.client.script_load(script_source(name))
+            raise AssertionError("unreachable")
+        except REDIS_ERRORS as exc:
+            raise _unavailable(call.what, exc) from exc
+
+    async def aexecute(self, call: Command | Eval | Batch) -> Any:
+        client, scripts = self.aclient()
+        try:
+            if type(call) is Command:
+                return await client.execute_command(*call.args)
+            if type(call) is Eval:
+                return await getattr(scripts, call.script)(call.keys, call.args)
+            for first in (True, False):
+                pipe = client.pipeline(transaction=False)
+                for member in call.calls:  # type: ignore[union-attr]
+                    pipe.execute_command(*_wire(member))
+                answers = _batch_answers(call, await pipe.execute(raise_on_error=False), first)  # type: ignore[arg-type]
+                if answers is not None:
+                    return answers
+                for name in _evals(call):  # type: ignore[arg-type]
+                    await client.script_load(script_source(name))
+            raise AssertionError("unreachable")
+        except REDIS_ERRORS as exc:
+            raise _unavailable(call.what, exc) from exc
+
+    def aclient(self) -> tuple[Any, Scripts]:
+        """The running event loop's redis.asyncio client (built on first use: one connection
+        pool per loop, as an asyncio connection belongs to the loop that opened it) and its
+        scripts."""
+        loop = asyncio.get_running_loop()
+        found = self._async_clients.get(loop)
+        if found is None:
+            if self.async_client is None:
+                raise SessionStoreUnavailable("This store was built without an async client")
+            client = self.async_client()
+            found = self._async_clients[loop] = (client, Scripts(client))
+        return found
 
     # -- one user ---------------------------------------------------------------------------
 
     def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Stored | None:
+        return self.run(self.plan_read(user_id, ttl_ms, slide))
+
+    def plan_read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Plan[Stored | None]:
         """The user's session, or None. ``slide`` (get): slides the expiry when due (at most
         every ``slide_every(ttl_ms)``), indexes a slug set by hand and forgets a session that
         expired; else (peek) reads only. The hot path is one MGET, its data parsed once."""
         keys = self.keys.session_keys(user_id)
-        # try/except, not translate_errors(): a context manager costs ~10 µs a call here.
-        try:
-            cur, prev, back, data = self.client.execute_command("MGET", *keys)
-        except REDIS_ERRORS as exc:
-            raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
+        cur, prev, back, data = yield Command(("MGET", *keys), "reading a session")
         if cur is None:
             if not slide or data is None:
                 return None
@@ -328,24 +500,27 @@ class RedisStore:
             if not slide or _settled(cur, meta, ttl_ms):
                 return _stored(cur, prev, back, meta)
         k = self.keys.user(user_id)
-        with translate_errors("reading a session"):
-            row = self.scripts.read(_user_keys(k), (user_id, ttl_ms or "", inverted(now_ms())))
+        args = (user_id, ttl_ms or "", inverted(now_ms()))
+        row = yield Eval("read", _user_keys(k), args, "reading a session")
         return None if row is None else _written(row).session
 
-    def read_with_steps(
+    def plan_read_with_steps(
         self, user_id: str, ttl_ms: int | None
-    ) -> tuple[Stored | None, dict[str, dict[str, Any]]]:
-        """read(slide=True) and steps() in one round trip when no script must run."""
+    ) -> Plan[tuple[Stored | None, dict[str, dict[str, Any]]]]:
+        """plan_read(slide=True) and plan_steps() in one round trip when no script must run."""
         k = self.keys.user(user_id)
-        with translate_errors("reading a session"):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.execute_command("MGET", k.session, k.previous, k.back_to, k.data)
-            pipe.execute_command("HGETALL", k.steps)
-            (cur, prev, back, data), raw = pipe.execute()
+        what = "reading a session"
+        (cur, prev, back, data), raw = yield Batch(
+            (
+                Command(("MGET", k.session, k.previous, k.back_to, k.data), what),
+                Command(("HGETALL", k.steps), what),
+            ),
+            what,
+        )
         meta = parse_data(data)
         if cur is not None and _settled(cur, meta, ttl_ms):
             return _stored(cur, prev, back, meta), _records(raw)
-        return self.read(user_id, ttl_ms, True), _records(raw)
+        return (yield from self.plan_read(user_id, ttl_ms, True)), _records(raw)
 
     def transition(
         self,
@@ -360,16 +535,39 @@ class RedisStore:
         origin: str = "code",
         step: tuple[str, bool, str | None] | None = None,
     ) -> Written:
+        return self.run(
+            self.plan_transition(
+                user_id,
+                target,
+                update=update,
+                expected_version=expected_version,
+                ttl_ms=ttl_ms,
+                method=method,
+                history_length=history_length,
+                origin=origin,
+                step=step,
+            )
+        )
+
+    def plan_transition(
+        self,
+        user_id: str,
+        target: str,
+        *,
+        update: bool,
+        expected_version: int | None,
+        ttl_ms: int | None,
+        method: str,
+        history_length: int,
+        origin: str = "code",
+        step: tuple[str, bool, str | None] | None = None,
+    ) -> Plan[Written]:
         """Move the user to ``target`` (see lua/transition.lua). ``step``: a scheduled step
         firing, ``(step id, if_unchanged, source)``."""
         keys, args = self.transition_call(
             user_id, target, update, expected_version, ttl_ms, method, history_length, origin, step
         )
-        try:  # not translate_errors(): see read()
-            row = self.scripts.transition(keys, args)
-        except REDIS_ERRORS as exc:
-            raise SessionStoreUnavailable(f"Redis failed while writing a session: {exc}") from exc
-        return _written(row)
+        return _written((yield Eval("transition", keys, args, "writing a session")))
 
     def transition_call(
         self,
@@ -383,8 +581,8 @@ class RedisStore:
         origin: str = "code",
         step: tuple[str, bool, str | None] | None = None,
     ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-        """The KEYS and ARGV of lua/transition.lua for transition() (and for loaders that
-        pipeline many, as the benchmarks do)."""
+        """The KEYS and ARGV of lua/transition.lua, built here only (plan_transition, and
+        loaders that pipeline many, as the benchmarks do)."""
         k = self.keys.user(user_id)
         now = now_ms()
         head, tail = _entry_ends(method, origin, target)
@@ -399,113 +597,113 @@ class RedisStore:
             args += (step[0], "1" if step[1] else "0", step[2] or "")
         return keys, args
 
-    def set_back_to(
+    def plan_set_back_to(
         self, user_id: str, target: str, *, expected_version: int | None, ttl_ms: int | None
-    ) -> Written:
+    ) -> Plan[Written]:
         k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
         args = (user_id, target, expected, ttl_ms or "", inverted(now_ms()))
-        with translate_errors("writing a back-to session"):
-            return _written(self.scripts.back_to(_user_keys(k), args))
+        return _written((yield Eval("back_to", _user_keys(k), args, "writing a back-to session")))
 
-    def reset(
+    def plan_reset(
         self, user_id: str, *, expected_version: int | None, keep: int, ttl_ms: int
-    ) -> tuple[Written, dict[str, dict[str, Any]]]:
+    ) -> Plan[tuple[Written, dict[str, dict[str, Any]]]]:
         """Remove the user's session and cancel their scheduled steps, in one script. Returns
         the removed session and the steps cancelled (``keep``, ``ttl_ms``: of the outcomes
         list, as for remove_steps)."""
         k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
         keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes)
-        with translate_errors("resetting a session"):
-            row = self.scripts.reset(keys, (user_id, expected, now_ms(), keep, ttl_ms))
+        args = (user_id, expected, now_ms(), keep, ttl_ms)
+        row = yield Eval("reset", keys, args, "resetting a session")
         if row[0] == Status.CONFLICT:
             return _written(row), {}
         if row[1] is None:
             return Written(Status.UNCHANGED), _records(row[6])
         return _written([Status.WRITTEN, *row[1:6]]), _records(row[6])
 
-    def history(self, user_id: str, limit: int) -> list[Entry]:
+    def plan_history(self, user_id: str, limit: int) -> Plan[list[Entry]]:
         """The latest entries, newest first."""
         k = self.keys.user(user_id)
-        with translate_errors("reading a session's history"):
-            entries, arrays = self.scripts.history((k.data, k.shard.codes), (limit,))
+        call = Eval("history", (k.data, k.shard.codes), (limit,), "reading a session's history")
+        entries, arrays = yield call
         return _entries(entries, arrays)
+
+    def history(self, user_id: str, limit: int) -> list[Entry]:
+        return self.run(self.plan_history(user_id, limit))
 
     # -- many users: gathered from every shard, each call bounded ---------------------------
 
     def _run_many(
-        self, script: Any, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+        self, script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]], what: str
     ) -> list[Any]:
         """Run ``script`` once per ``(keys, args)``, pipelined in one round trip (on a cluster,
         one per node)."""
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for keys, args in calls:
-                # Not pipe.evalsha(): redis-py's cluster pipeline refuses it by that name.
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            results = pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
-                self.client.script_load(script.script)  # flushed, or a new node: load, retry
-                continue
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            return list(results)
-        raise AssertionError("unreachable")
+        return self.execute(_many(script, calls, what))
 
     def _each_shard(
-        self, script: Script, keys: Callable[[ShardKeys], Sequence[str]], args: Sequence[Any]
-    ) -> list[Any]:
-        """Run ``script`` once per shard."""
-        return self._run_many(script, [(keys(shard), args) for shard in self.keys.shards])
+        self,
+        script: str,
+        keys: Callable[[ShardKeys], Sequence[str]],
+        args: Sequence[Any],
+        what: str,
+    ) -> Batch:
+        """``script`` once per shard."""
+        return _many(script, [(keys(shard), args) for shard in self.keys.shards], what)
 
     def count_by_state(self, ttl_ms: int | None) -> dict[str, int]:
+        return self.run(self.plan_count_by_state(ttl_ms))
+
+    def plan_count_by_state(self, ttl_ms: int | None) -> Plan[dict[str, int]]:
         cut = "" if ttl_ms is None else inverted(now_ms() - ttl_ms)
         counts: dict[str, int] = {}
-        with translate_errors("counting sessions"):
-            for flat in self._each_shard(self.scripts.count, _index_keys, (cut,)):
-                for i in range(0, len(flat), 2):
-                    slug = decode(flat[i]) or ""
-                    counts[slug] = counts.get(slug, 0) + int(flat[i + 1])
+        for flat in (yield self._each_shard("count", _index_keys, (cut,), "counting sessions")):
+            for i in range(0, len(flat), 2):
+                slug = decode(flat[i]) or ""
+                counts[slug] = counts.get(slug, 0) + int(flat[i + 1])
         return counts
 
-    def page_by_activity(
+    def plan_page_by_activity(
         self, scope: str, name: str, cursor: str | None, limit: int, ttl_ms: int | None
-    ) -> list[IndexEntry]:
+    ) -> Plan[list[IndexEntry]]:
         """Up to ``limit`` index entries, newest activity first, after ``cursor`` (an
         IndexEntry's), of every user (``scope`` "all"), a flow's or a slug's users."""
         cut = "" if ttl_ms is None else inverted(now_ms() - ttl_ms)
         args = (scope, name, cursor or "", limit, cut)
-        with translate_errors("listing sessions"):
-            parts = self._each_shard(self.scripts.page, _index_keys, args)
+        parts = yield self._each_shard("page", _index_keys, args, "listing sessions")
         merged = heapq.merge(*(IndexEntry.parse_all(p) for p in parts), key=_order)
         return [entry for _, entry in zip(range(limit), merged)]
 
-    def scan_user_ids(
+    def plan_scan_user_ids(
         self, prefix: str, shard: int, cursor: int, count: int
-    ) -> tuple[list[IndexEntry], int]:
+    ) -> Plan[tuple[list[IndexEntry], int]]:
         """One ZSCAN call over a shard's index: the entries of users whose id starts with
         ``prefix`` among about ``count`` members, and the cursor to go on from (0: done)."""
         pattern = "*|" + "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
         key = self.keys.shards[shard].sessions
-        with translate_errors("searching sessions"):
-            cursor, members = self.client.zscan(key, cursor, match=pattern, count=count)
+        args = ("ZSCAN", key, cursor, "MATCH", pattern, "COUNT", count)
+        cursor, members = yield Command(args, "searching sessions")
         entries = IndexEntry.parse_all([member for member, _ in members])
-        return [e for e in entries if e.user_id.startswith(prefix)], cursor
+        return [e for e in entries if e.user_id.startswith(prefix)], int(cursor)
 
-    def rows(self, entries: Sequence[IndexEntry]) -> list[Listed | None]:
+    def plan_rows(self, entries: Sequence[IndexEntry]) -> Plan[list[Listed | None]]:
         """For each index entry, the user's session as stored and pending step count, in one
         pipelined round trip; None when the entry is stale (the user is gone, or listed under
         another entry since)."""
-        rows = self._rows([e.user_id for e in entries])
+        rows = yield from self._plan_rows([e.user_id for e in entries])
         return [
             row if row is not None and row.entry == (entry.slug, entry.inv) else None
             for entry, row in zip(entries, rows)
         ]
 
+    def rows(self, entries: Sequence[IndexEntry]) -> list[Listed | None]:
+        return self.run(self.plan_rows(entries))
+
+    def plan_row(self, user_id: str) -> Plan[Listed | None]:
+        return (yield from self._plan_rows([user_id]))[0]
+
     def row(self, user_id: str) -> Listed | None:
-        return self._rows([user_id])[0]
+        return self.run(self.plan_row(user_id))
 
     def walk_index(
         self, shard: int, lo: bytes | str, hi: str, count: int
@@ -528,14 +726,14 @@ class RedisStore:
                 pipe.exists(self.keys.user(user_id).session)
             return [bool(n) for n in pipe.execute()]
 
-    def _rows(self, user_ids: Sequence[str]) -> list[Listed | None]:
-        with translate_errors("listing sessions"):
-            pipe = self.client.pipeline(transaction=False)
-            for user_id in user_ids:
-                k = self.keys.user(user_id)
-                pipe.execute_command("MGET", k.session, k.previous, k.back_to, k.data)
-                pipe.execute_command("HLEN", k.steps)
-            replies = pipe.execute()
+    def _plan_rows(self, user_ids: Sequence[str]) -> Plan[list[Listed | None]]:
+        what = "listing sessions"
+        calls: list[Command | Eval] = []
+        for user_id in user_ids:
+            k = self.keys.user(user_id)
+            calls.append(Command(("MGET", k.session, k.previous, k.back_to, k.data), what))
+            calls.append(Command(("HLEN", k.steps), what))
+        replies = (yield Batch(tuple(calls), what)) if calls else []
         out: list[Listed | None] = []
         for i, user_id in enumerate(user_ids):
             (cur, prev, back, data), pending = replies[2 * i], replies[2 * i + 1]
@@ -559,7 +757,7 @@ class RedisStore:
         entries = [e for e in entries if shard_of(e.user_id) == shard]
         calls = [(self.keys.export_keys(entry.user_id), ()) for entry in entries]
         with translate_errors("exporting sessions"):
-            replies = self._run_many(self.scripts.export, calls)
+            replies = self._run_many("export", calls, "exporting sessions")
             users = []
             for entry, (cur, prev, back, data, steps) in zip(entries, replies):
                 meta = parse_data(data)
@@ -606,7 +804,7 @@ class RedisStore:
                 args += (step_id, json.dumps(record, separators=(",", ":")), score)
             calls.append((keys, args))
         with translate_errors("restoring sessions"):
-            return [bool(r) for r in self._run_many(self.scripts.restore, calls)]
+            return [bool(r) for r in self._run_many("restore", calls, "restoring sessions")]
 
     def overdue_steps_count(self, before_ms: int) -> int:
         """How many pending steps the sweep index has due at or before ``before_ms``."""
@@ -648,45 +846,68 @@ class RedisStore:
                         calls.append((keys, (entry.user_id, member, ttl_ms, now)))
                     if junk:
                         self.client.zrem(shard.sessions, *junk)
-                    purged += sum(self._run_many(self.scripts.purge, calls))
+                    if calls:
+                        purged += sum(self._run_many("purge", calls, "purging expired sessions"))
                 if len(members) < batch:
                     break
         return purged
 
     # -- locks: redis-py's Lock (owner token, auto-release after timeout) -------------------
 
-    @contextmanager
-    def lock(self, user_id: str, timeout: float, blocking_timeout: float | None) -> Iterator[None]:
-        lock = self.client.lock(
+    def _lock(
+        self, client: Any, user_id: str, timeout: float, blocking_timeout: float | None
+    ) -> Any:
+        return client.lock(
             self.keys.user(user_id).lock,
             timeout=timeout,
             blocking_timeout=blocking_timeout,
             thread_local=False,
         )
-        with translate_errors("acquiring a session lock"):
+
+    @contextmanager
+    def lock(self, user_id: str, timeout: float, blocking_timeout: float | None) -> Iterator[None]:
+        lock = self._lock(self.client, user_id, timeout, blocking_timeout)
+        try:
             acquired = lock.acquire()
+        except REDIS_ERRORS as exc:
+            raise _unavailable("acquiring a session lock", exc) from exc
         if not acquired:
-            raise SessionLocked(
-                f"Session of user {user_id!r} is locked; not acquired within {blocking_timeout}s"
-            )
+            raise _not_acquired(user_id, blocking_timeout)
         try:
             yield
         finally:
             try:
                 lock.release()
-            except LockNotOwnedError as exc:
-                raise SessionLocked(
-                    f"The lock on user {user_id!r} expired after {timeout}s, before it was "
-                    "released: another worker may have taken it meanwhile"
-                ) from exc
             except (LockError, *REDIS_ERRORS) as exc:
-                raise SessionStoreUnavailable(
-                    f"Redis failed while releasing a lock: {exc}"
-                ) from exc
+                raise _release_failed(user_id, timeout, exc) from exc
+
+    @asynccontextmanager
+    async def alock(
+        self, user_id: str, timeout: float, blocking_timeout: float | None
+    ) -> AsyncIterator[None]:
+        """``lock`` on the event loop's client (redis.asyncio's Lock: the same keys, token
+        and scripts as redis-py's, so sync and async holders exclude each other)."""
+        lock = self._lock(self.aclient()[0], user_id, timeout, blocking_timeout)
+        try:
+            acquired = await lock.acquire()
+        except REDIS_ERRORS as exc:
+            raise _unavailable("acquiring a session lock", exc) from exc
+        if not acquired:
+            raise _not_acquired(user_id, blocking_timeout)
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except (LockError, *REDIS_ERRORS) as exc:
+                raise _release_failed(user_id, timeout, exc) from exc
+
+    def plan_is_locked(self, user_id: str) -> Plan[bool]:
+        key = self.keys.user(user_id).lock
+        return bool((yield Command(("EXISTS", key), "reading a session lock")))
 
     def is_locked(self, user_id: str) -> bool:
-        with translate_errors("reading a session lock"):
-            return bool(self.client.exists(self.keys.user(user_id).lock))
+        return self.run(self.plan_is_locked(user_id))
 
     def ping(self) -> None:
         with translate_errors("pinging"):
@@ -697,7 +918,7 @@ class RedisStore:
     # shard's sweep index due. Outcomes: the bounded list step_outcomes:<user>. Firing goes
     # through transition() with step=..., which takes the record atomically.
 
-    def add_step(
+    def plan_add_step(
         self,
         user_id: str,
         step_id: str,
@@ -708,21 +929,23 @@ class RedisStore:
         if_unchanged: bool,
         method: str,
         sweep_after_ms: int,
-    ) -> str | None:
+    ) -> Plan[str | None]:
         """Store a pending step; returns the user's current slug (its recorded source)."""
         k = self.keys.user(user_id)
         args = (
             user_id, step_id, target, due_ms, created_ms, "1" if if_unchanged else "0", method,
             sweep_after_ms,
         )  # fmt: skip
-        with translate_errors("scheduling a step"):
-            return decode(self.scripts.step_add((k.session, k.steps, k.shard.due), args))
+        keys = (k.session, k.steps, k.shard.due)
+        return decode((yield Eval("step_add", keys, args, "scheduling a step")))
+
+    def plan_steps(self, user_id: str) -> Plan[dict[str, dict[str, Any]]]:
+        """The user's pending steps: ``{step id: record}``."""
+        key = self.keys.user(user_id).steps
+        return _records((yield Command(("HGETALL", key), "reading scheduled steps")))
 
     def steps(self, user_id: str) -> dict[str, dict[str, Any]]:
-        """The user's pending steps: ``{step id: record}``."""
-        with translate_errors("reading scheduled steps"):
-            raw = self.client.hgetall(self.keys.user(user_id).steps)
-        return _records(raw)
+        return self.run(self.plan_steps(user_id))
 
     def step(self, user_id: str, step_id: str) -> dict[str, Any] | None:
         with translate_errors("reading a scheduled step"):
@@ -738,7 +961,10 @@ class RedisStore:
             raw = pipe.execute()
         return [None if r is None else json.loads(r) for r in raw]
 
-    def remove_steps(
+    def remove_steps(self, user_id: str, step_ids: Sequence[str], **options: Any) -> dict[str, Any]:
+        return self.run(self.plan_remove_steps(user_id, step_ids, **options))
+
+    def plan_remove_steps(
         self,
         user_id: str,
         step_ids: Sequence[str],
@@ -748,14 +974,13 @@ class RedisStore:
         reason: str,
         keep: int,
         ttl_ms: int,
-    ) -> dict[str, dict[str, Any]]:
+    ) -> Plan[dict[str, dict[str, Any]]]:
         """Remove the given pending steps (none given: all), recording ``outcome``; returns
         those removed by this call (not those already gone)."""
         k = self.keys.user(user_id)
         args: tuple[str | int, ...] = (user_id, now_ms, outcome, reason, keep, ttl_ms, *step_ids)
-        with translate_errors("removing scheduled steps"):
-            flat = self.scripts.step_remove((k.steps, k.shard.due, k.step_outcomes), args)
-        return _records(flat)
+        keys = (k.steps, k.shard.due, k.step_outcomes)
+        return _records((yield Eval("step_remove", keys, args, "removing scheduled steps")))
 
     def record_step_outcome(
         self, user_id: str, entry: Sequence[Any], *, keep: int, ttl_ms: int
@@ -782,7 +1007,9 @@ class RedisStore:
         sweep claims them meanwhile."""
         args = (before_ms, next_look_ms, limit)
         with translate_errors("sweeping scheduled steps"):
-            parts = self._each_shard(self.scripts.step_sweep, lambda s: (s.due,), args)
+            parts = self.execute(
+                self._each_shard("step_sweep", lambda s: (s.due,), args, "sweeping scheduled steps")
+            )
         claimed = []
         for members in parts:
             for member in members:
@@ -936,6 +1163,25 @@ def _settled(cur: bytes, meta: tuple[bytes, int, bytes, bytes] | None, ttl_ms: i
     return meta[0] == b"1" and now_ms() - activity_of(meta[2]) < slide_every(ttl_ms)
 
 
+def _not_acquired(user_id: str, blocking_timeout: float | None) -> SessionLocked:
+    return SessionLocked(
+        f"Session of user {user_id!r} is locked; not acquired within {blocking_timeout}s"
+    )
+
+
+def _release_failed(user_id: str, timeout: float, exc: BaseException) -> Exception:
+    if isinstance(exc, LockNotOwnedError):
+        return SessionLocked(
+            f"The lock on user {user_id!r} expired after {timeout}s, before it was "
+            "released: another worker may have taken it meanwhile"
+        )
+    return SessionStoreUnavailable(f"Redis failed while releasing a lock: {exc}")
+
+
+def _many(script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]], what: str) -> Batch:
+    return Batch(tuple(Eval(script, tuple(k), tuple(a), what) for k, a in calls), what)
+
+
 def _index_keys(shard: ShardKeys) -> tuple[str, str]:
     return shard.sessions, shard.slugs
 
@@ -994,11 +1240,12 @@ def from_cache(alias: str, namespace: str) -> RedisStore:
     not, or Django's own RedisCache)."""
     from django.core.cache import caches
 
-    from .cluster import redis_client
+    from .cluster import async_client_factory, redis_client
 
     base = str(caches[alias].make_key(namespace))
     with translate_errors("connecting"):  # a cluster client connects when built
-        return RedisStore(redis_client(alias), KeySpace(base))
+        client = redis_client(alias)
+    return RedisStore(client, KeySpace(base), lambda: async_client_factory(alias)())
 
 
 # -- a Stealth bot's Redis (import-stealth) --------------------------------------------------

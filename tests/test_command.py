@@ -11,6 +11,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
@@ -120,7 +121,9 @@ def test_move_state_moves_everyone_with_history_origin_cli(service, action):
 def test_check_finds_unknown_and_redirecting_states_and_steps_to_gone_states(service):
     service.update_session_to("u1", slug="hello->say_hello")
     service.step_to_in("u1", timedelta(hours=1), slug="hello->get_name")
-    with override_settings(STEALTH_SESSIONS={"FLOW_MAP": None}):  # anything goes: a deploy ago
+    with override_settings(
+        STEALTH_SESSIONS={**settings.STEALTH_SESSIONS, "FLOW_MAP": None}
+    ):  # anything goes: a deploy ago
         before = get_session_service()
         before.update_session_to("u2", slug="hello->old_name")
         before.update_session_to("u3", slug="gone->away")
@@ -193,7 +196,7 @@ def test_exit_codes_of_a_real_run(service):
     done = manage("show", "nobody")
     assert done.returncode == 1
     assert done.stderr.strip() == "CommandError: User 'nobody' has no session"
-    with override_settings(STEALTH_SESSIONS={"FLOW_MAP": None}):
+    with override_settings(STEALTH_SESSIONS={**settings.STEALTH_SESSIONS, "FLOW_MAP": None}):
         get_session_service().update_session_to("u2", slug="gone->away")
     done = manage("check", "--no-progress")
     assert done.returncode == 1 and "Traceback" not in done.stderr

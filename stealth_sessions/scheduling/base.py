@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from asgiref.sync import sync_to_async
 from django.core.checks import CheckMessage
 
 from ..values import ScheduledStep
@@ -25,6 +26,16 @@ class StepScheduler(ABC):
         run at ``step.due`` (promptly when in the past), never earlier. ``again``: the step was
         handed over before (sweep, early delivery); an engine naming jobs after steps must use
         a new name, as the earlier job may be running."""
+
+    async def aenqueue(self, step: ScheduledStep, *, again: bool = False) -> None:
+        """``enqueue`` for the async service. This default runs ``enqueue`` in a thread
+        (``sync_to_async``): an engine with an asyncio client overrides it (Django's Tasks:
+        ``Task.aenqueue``)."""
+        await sync_to_async(self.enqueue)(step, again=again)
+
+    async def acancel(self, step: ScheduledStep) -> None:
+        """``cancel`` for the async service; by default in a thread, as ``aenqueue``."""
+        await sync_to_async(self.cancel)(step)
 
     runs_tasks = False
     """Whether ``enqueue_task`` works: background bulk changes (stealth_sessions.jobs) need
