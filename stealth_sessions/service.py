@@ -131,6 +131,10 @@ class SessionService:
             return signals.arun_actions(step.kwargs)
         return self.scheduled.aengine_call(step)
 
+    async def aclose(self) -> None:
+        """Close this event loop's Redis connections (see RedisStore.aclose)."""
+        await self.store.aclose()
+
     # -- reading -------------------------------------------------------------------------
 
     def get(self, user_id: str) -> Session | None:

@@ -481,6 +481,13 @@ class RedisStore:
             found = self._async_clients[loop] = (client, Scripts(client))
         return found
 
+    async def aclose(self) -> None:
+        """Close the running event loop's client, if one was built (for a loop that ends,
+        e.g. ``asyncio.run`` per job; a loop that lives as long as the process needs none)."""
+        found = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[0].aclose()
+
     # -- one user ---------------------------------------------------------------------------
 
     def read(self, user_id: str, ttl_ms: int | None, slide: bool) -> Stored | None:

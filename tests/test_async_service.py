@@ -1,0 +1,430 @@
+"""The async twins of the service (aget, astep_to...): the same results, exceptions and
+signals as the sync methods, on redis.asyncio, on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from botproject.redis_server import RedisServer
+from stealth_sessions import signals
+from stealth_sessions.exceptions import (
+    InvalidStateTransition,
+    NoBackToSession,
+    SessionConflict,
+    SessionLocked,
+    SessionStoreUnavailable,
+)
+from stealth_sessions.service import get_session_service
+
+@pytest.fixture
+async def aservice(service):
+    """The configured service; this test's event loop's connections closed at the end."""
+    yield service
+    await service.aclose()
+
+
+# -- reading and moving -------------------------------------------------------------------
+
+
+async def test_aget_and_apeek_answer_as_get_and_peek(aservice):
+    assert await aservice.aget("u1") is None and await aservice.apeek("u1") is None
+    moved = await aservice.astep_to("u1", slug="hello->say_hello")
+    assert await aservice.aget("u1") == aservice.get("u1") == moved
+    assert await aservice.apeek("u1") == aservice.peek("u1") == moved
+
+
+async def test_astep_to_keeps_the_previous_slug_counts_versions_and_records_history(aservice):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    session = await aservice.astep_to("u1", flow="goodbye")
+    assert (session.slug, session.previous, session.version) == (
+        "goodbye->say_bye",
+        "hello->say_hello",
+        2,
+    )
+    await aservice.astep_to("u1", state="old_bye")
+    history = await aservice.ahistory("u1")
+    assert [(t.source, t.target, t.method) for t in history] == [
+        ("goodbye->say_bye", "goodbye->old_bye", "step_to"),
+        ("hello->say_hello", "goodbye->say_bye", "step_to"),
+        (None, "hello->say_hello", "step_to"),
+    ]
+    assert history == aservice.history("u1")
+
+
+async def test_astep_to_a_session_and_redirects(aservice):
+    source = await aservice.astep_to("u1", slug="hello->old_name")
+    assert source.slug == "goodbye->say_bye"
+    assert (await aservice.astep_to("u2", session=source)).slug == "goodbye->say_bye"
+
+
+async def test_astep_to_rejects_what_step_to_rejects_before_writing(aservice):
+    with pytest.raises(InvalidStateTransition):
+        await aservice.astep_to("u1", slug="hello->nope")
+    with pytest.raises(InvalidStateTransition):
+        await aservice.astep_to("u1", state="ask_name")  # no session: no current flow
+    with pytest.raises(TypeError):
+        await aservice.astep_to("u1")
+    with pytest.raises(ValueError):
+        await aservice.astep_to("", slug="hello->say_hello")
+    assert await aservice.apeek("u1") is None
+
+
+async def test_expected_version_makes_an_async_write_conditional(aservice):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    with pytest.raises(SessionConflict) as info:
+        await aservice.astep_to("u1", slug="hello->ask_name", expected_version=5)
+    assert (info.value.expected, info.value.actual) == (5, 1)
+    moved = await aservice.astep_to("u1", slug="hello->ask_name", expected_version=1)
+    assert moved.version == 2
+
+
+async def test_aupdate_session_to_moves_without_running_the_action(aservice, action, record):
+    ran = []
+    action("hello->ask_name", lambda **kwargs: ran.append(kwargs))
+    post = record(signals.post_transition)
+    session = await aservice.aupdate_session_to("u1", slug="hello->ask_name")
+    assert session.slug == "hello->ask_name" and ran == []
+    assert post.calls[0]["run_action"] is False and post.calls[0]["method"] == "update_session_to"
+    await aservice.aupdate_session_to("u1", slug="hello->ask_name")
+    assert len(post.calls) == 1  # the current state: nothing done
+
+
+async def test_aset_back_to_then_astep_back(aservice):
+    with pytest.raises(InvalidStateTransition):
+        await aservice.aset_back_to("u1", slug="hello->say_hello")
+    with pytest.raises(NoBackToSession):
+        await aservice.astep_back("u1")
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    await aservice.aset_back_to("u1", state="get_name")
+    await aservice.astep_to("u1", slug="goodbye->say_bye")
+    back = await aservice.astep_back("u1")
+    assert (back.slug, back.back_to) == ("hello->get_name", "hello->get_name")
+
+
+async def test_areset_removes_the_session_and_sends_session_reset(aservice, record):
+    reset = record(signals.session_reset)
+    assert await aservice.areset("u1") is False
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    assert await aservice.areset("u1") is True
+    assert await aservice.aget("u1") is None
+    assert [c["session"].slug for c in reset.calls] == ["hello->say_hello"]
+
+
+async def test_a_stored_session_on_a_redirecting_state_is_moved_on_aget(aservice, redis_client):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    redis_client.set(aservice.store.keys.user("u1").session, "hello->old_name")
+    session = await aservice.aget("u1")
+    assert session.slug == "goodbye->say_bye"
+    assert (await aservice.ahistory("u1"))[0].method == "redirect"
+
+
+# -- signals and actions -------------------------------------------------------------------
+
+
+async def test_signals_are_sent_with_asend_to_async_and_sync_receivers(aservice, receiver, record):
+    on_loop = []
+
+    async def async_receiver(sender, **kwargs):
+        on_loop.append((kwargs["signal"] is signals.pre_transition, threading.get_ident()))
+
+    receiver(signals.pre_transition, async_receiver)
+    receiver(signals.post_transition, async_receiver)
+    sync_post = record(signals.post_transition)
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    assert on_loop == [(True, threading.get_ident()), (False, threading.get_ident())]
+    [call] = sync_post.calls
+    assert call["target"] == "hello->say_hello" and call["source"] is None
+    assert call["method"] == "step_to" and call["run_action"] is True
+
+
+async def test_a_refusing_async_pre_transition_receiver_aborts_the_write(aservice, receiver):
+    async def refuse(sender, **kwargs):
+        raise PermissionError("no")
+
+    receiver(signals.pre_transition, refuse)
+    with pytest.raises(PermissionError):
+        await aservice.astep_to("u1", slug="hello->say_hello")
+    assert await aservice.apeek("u1") is None
+
+
+async def test_an_async_action_is_awaited_on_the_event_loop(aservice, action):
+    ran = []
+
+    async def greet(user_id, session, **kwargs):
+        await asyncio.sleep(0)
+        ran.append((user_id, session.slug, threading.get_ident()))
+
+    action("hello->say_hello", greet)
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    assert ran == [("u1", "hello->say_hello", threading.get_ident())]
+
+
+async def test_a_sync_action_runs_from_an_async_transition(aservice, action):
+    ran = []
+    action("hello->say_hello", lambda user_id, **kwargs: ran.append(user_id))
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    assert ran == ["u1"]
+
+
+def test_an_async_action_reached_from_a_sync_transition_is_run(service, action):
+    ran = []
+
+    async def greet(user_id, **kwargs):
+        ran.append(user_id)
+
+    action("hello->say_hello", greet)
+    service.step_to("u1", slug="hello->say_hello")
+    assert ran == ["u1"]
+
+
+# -- many users -------------------------------------------------------------------------------
+
+
+async def test_counts_pages_and_browsing_match_the_sync_ones(aservice):
+    for i in range(7):
+        await aservice.astep_to(f"u{i}", slug="hello->say_hello" if i % 2 else "goodbye->say_bye")
+    assert await aservice.acount_by_state() == aservice.count_by_state()
+    assert (await aservice.acount_by_state())["hello->say_hello"] == 3
+    page, cursor = await aservice.alist_sessions(flow="hello", limit=2)
+    assert (page, cursor) == aservice.list_sessions(flow="hello", limit=2)
+    rest, end = await aservice.alist_sessions(flow="hello", cursor=cursor, limit=2)
+    assert end is None and len(page + rest) == 3
+    assert await aservice.abrowse(user_id_prefix="u1") == aservice.browse(user_id_prefix="u1")
+    [listed], _ = await aservice.abrowse(user_id_prefix="u1")
+    assert listed.session.user_id == "u1" and listed.pending_steps == 0
+
+
+# -- scheduled steps ----------------------------------------------------------------------------
+
+
+async def test_astep_to_in_and_at_store_steps_listed_and_cancelled_like_the_sync_ones(
+    aservice, record
+):
+    scheduled = record(signals.step_scheduled)
+    cancelled = record(signals.scheduled_step_cancelled)
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    later = await aservice.astep_to_in("u1", timedelta(hours=2), slug="follow_up->nudge")
+    soon = await aservice.astep_to_at(
+        "u1", timezone.now() + timedelta(hours=1), state="ask_name", if_unchanged=True
+    )
+    assert (soon.target, soon.source, soon.if_unchanged) == (
+        "hello->ask_name",
+        "hello->say_hello",
+        True,
+    )
+    assert await aservice.ascheduled_steps("u1") == [soon, later] == aservice.scheduled_steps("u1")
+    assert [c["step"] for c in scheduled.calls] == [later, soon]
+    assert await aservice.acancel_scheduled("u1", soon.id) == 1
+    assert await aservice.acancel_scheduled("u1", soon.id) == 0
+    assert await aservice.areset("u1") is True
+    assert [c["step"] for c in cancelled.calls] == [soon, later]
+    assert await aservice.ascheduled_steps("u1") == []
+
+
+async def test_astep_to_in_without_an_engine_stores_nothing(aservice, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.STEALTH_SESSIONS = {"FLOW_MAP": "tests.flows.flow_map"}
+    service = get_session_service()
+    with pytest.raises(ImproperlyConfigured):
+        await service.astep_to_in("u1", 60, slug="hello->ask_name")
+    assert await service.ascheduled_steps("u1") == []
+    await service.aclose()
+
+
+# -- locks ---------------------------------------------------------------------------------------
+
+
+async def test_alock_excludes_sync_and_async_holders(aservice):
+    async with aservice.alock("u1"):
+        assert await aservice.ais_locked("u1") and aservice.is_locked("u1")
+        with pytest.raises(SessionLocked):
+            async with aservice.alock("u1", blocking_timeout=0.1):
+                pass
+        with pytest.raises(SessionLocked), aservice.lock("u1", blocking_timeout=0.1):
+            pass
+    assert not await aservice.ais_locked("u1")
+
+
+async def test_an_alock_that_expired_before_release_raises(aservice):
+    with pytest.raises(SessionLocked, match="expired"):
+        async with aservice.alock("u1", timeout=0.05):
+            await asyncio.sleep(0.2)
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+TOGGLE = {"hello->say_hello": "hello->ask_name", "hello->ask_name": "hello->say_hello"}
+
+
+async def toggle(service, user_id: str) -> int:
+    """One conditional write that moves the user to the other state; retried on conflict.
+    Returns how many conflicts it met."""
+    conflicts = 0
+    while True:
+        current = await service.apeek(user_id)
+        try:
+            await service.astep_to(
+                user_id, slug=TOGGLE[current.slug], expected_version=current.version
+            )
+            return conflicts
+        except SessionConflict:
+            conflicts += 1
+
+
+async def test_concurrent_writers_on_one_event_loop_lose_no_write(aservice):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    conflicts = await asyncio.gather(*(toggle(aservice, "u1") for _ in range(50)))
+    assert (await aservice.apeek("u1")).version == 51
+    assert sum(conflicts) > 0, "the writers did race"
+    assert len(await aservice.ahistory("u1")) == 50
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import django
+    django.setup()
+    from stealth_sessions.service import get_session_service
+    from tests.test_async_service import toggle
+
+    async def main():
+        service = get_session_service()
+        for _ in range(int(sys.argv[1])):
+            await asyncio.gather(*(toggle(service, "u1") for _ in range(5)))
+        await service.aclose()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+async def test_concurrent_async_writers_in_several_processes_lose_no_write(aservice):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    writers = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, "8", env=env)
+        for _ in range(3)
+    ]
+    await asyncio.gather(*(toggle(aservice, "u1") for _ in range(20)))
+    assert [await w.wait() for w in writers] == [0, 0, 0]
+    assert (await aservice.apeek("u1")).version == 1 + 20 + 3 * 8 * 5
+
+
+# -- clients --------------------------------------------------------------------------------------
+
+
+def test_one_client_per_event_loop(service):
+    async def client():
+        found = service.store.aclient()[0]
+        await service.aget("u1")
+        assert service.store.aclient()[0] is found
+        await service.aclose()
+        return found
+
+    first, second = asyncio.run(client()), asyncio.run(client())
+    in_thread = []
+    thread = threading.Thread(target=lambda: in_thread.append(asyncio.run(client())))
+    thread.start()
+    thread.join()
+    assert len({id(first), id(second), id(in_thread[0])}) == 3
+
+
+# -- a stopped or frozen Redis ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def doomed(settings):
+    """A service on a Redis server of its own, which the test may stop or freeze."""
+    server = RedisServer().start()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": server.url,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+    service = get_session_service()
+    service.step_to("u", slug="hello->say_hello")
+    yield server, service
+    if server.process.poll() is None:
+        os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+CALLS = {
+    "aget": lambda s: s.aget("u"),
+    "apeek": lambda s: s.apeek("u"),
+    "astep_to": lambda s: s.astep_to("u", slug="hello->ask_name"),
+    "aupdate_session_to": lambda s: s.aupdate_session_to("u", slug="hello->ask_name"),
+    "astep_back": lambda s: s.astep_back("u"),
+    "aset_back_to": lambda s: s.aset_back_to("u", slug="hello->ask_name"),
+    "areset": lambda s: s.areset("u"),
+    "ahistory": lambda s: s.ahistory("u"),
+    "acount_by_state": lambda s: s.acount_by_state(),
+    "alist_sessions": lambda s: s.alist_sessions(),
+    "abrowse": lambda s: s.abrowse(user_id_prefix="u"),
+    "ascheduled_steps": lambda s: s.ascheduled_steps("u"),
+    "acancel_scheduled": lambda s: s.acancel_scheduled("u"),
+    "ais_locked": lambda s: s.ais_locked("u"),
+}
+
+
+async def assert_unavailable(call, service, within: float) -> None:
+    """The call raises SessionStoreUnavailable in time, and the loop kept running meanwhile."""
+    ticks = 0
+
+    async def tick():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    start = time.monotonic()
+    with pytest.raises(SessionStoreUnavailable) as info:
+        await call(service)
+    took = time.monotonic() - start
+    ticker.cancel()
+    assert took < within
+    assert info.value.__cause__ is not None  # the redis error, chained
+    return took, ticks
+
+
+@pytest.mark.parametrize("name", CALLS)
+async def test_a_stopped_redis_raises_session_store_unavailable(doomed, name):
+    server, service = doomed
+    server.stop()
+    await assert_unavailable(CALLS[name], service, within=3)
+    await service.aclose()
+
+
+async def test_a_frozen_redis_raises_within_the_socket_timeout_without_blocking_the_loop(doomed):
+    server, service = doomed
+    await service.aget("u")  # connected before the freeze
+    os.kill(server.process.pid, signal.SIGSTOP)
+    for name in ("aget", "astep_to"):
+        took, ticks = await assert_unavailable(CALLS[name], service, within=3)
+        assert ticks >= took * 100 / 3, "the loop ran other tasks while Redis was silent"
+    await service.aclose()
+
+
+async def test_the_alock_raises_session_store_unavailable_too(doomed):
+    server, service = doomed
+    server.stop()
+    with pytest.raises(SessionStoreUnavailable):
+        async with service.alock("u", blocking_timeout=1):
+            pass
+    await service.aclose()
