@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -26,6 +25,7 @@ from stealth_sessions.exceptions import (
     SessionStoreUnavailable,
 )
 from stealth_sessions.service import get_session_service
+
 
 @pytest.fixture
 async def aservice(service):
