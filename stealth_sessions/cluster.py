@@ -366,7 +366,8 @@ def async_client_factory(alias: str) -> Callable[[], Any]:
     ``cluster_arguments``), otherwise a ``redis.asyncio.Redis`` on the URL the sync client
     writes to (django-redis: the first ``LOCATION``, with ``PASSWORD``/``USERNAME``, the
     socket timeouts, ``CONNECTION_POOL_KWARGS``; Django's RedisCache: its connection
-    ``OPTIONS``). The store builds one per event loop. Sentinel is not supported."""
+    ``OPTIONS``), its pool a BlockingConnectionPool (see _async_redis). The store builds one
+    per event loop. Sentinel is not supported."""
     from django.conf import settings
 
     config: dict[str, Any] = settings.CACHES[alias]
@@ -382,7 +383,7 @@ def async_client_factory(alias: str) -> Callable[[], Any]:
         options.pop("serializer", None)
         options.pop("pool_class", None)
         options.pop("parser_class", None)
-        return lambda: redis.asyncio.Redis.from_url(urls[0], **options)
+        return lambda: _async_redis(urls[0], options)
     client_class = options.get("CLIENT_CLASS", "django_redis.client.DefaultClient")
     cls = import_string(client_class) if isinstance(client_class, str) else client_class
     if isinstance(cls, type) and issubclass(cls, ClusterClient):
@@ -407,7 +408,18 @@ def async_client_factory(alias: str) -> Callable[[], Any]:
         if options.get(option) is not None:
             kwargs[name] = options[option]
     kwargs.update(options.get("CONNECTION_POOL_KWARGS", {}))
-    return lambda: redis.asyncio.Redis.from_url(urls[0], **kwargs)
+    return lambda: _async_redis(urls[0], kwargs)
+
+
+def _async_redis(url: str, kwargs: dict[str, Any]) -> redis.asyncio.Redis:
+    """A redis.asyncio client whose pool, when all its connections (``max_connections``,
+    default 100) are busy, makes a task wait for one (bounded by the socket timeout, else
+    20 s) rather than fail: a burst of concurrent tasks queues instead of raising."""
+    kwargs = dict(kwargs)
+    kwargs.setdefault("max_connections", 100)
+    kwargs.setdefault("timeout", kwargs.get("socket_timeout") or 20)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, **kwargs)
+    return redis.asyncio.Redis(connection_pool=pool)
 
 
 def _is_djangos(backend: Any) -> bool:
