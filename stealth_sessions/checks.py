@@ -61,6 +61,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         "CONFLICT_RETRIES": (_positive_int, "a positive int"),
         "SCHEDULER": (lambda v: v is None or isinstance(v, str), "None or a dotted path"),
         "SCHEDULER_QUEUE": (lambda v: isinstance(v, str) and v != "", "a queue name"),
+        "TASKS_BACKEND": (lambda v: isinstance(v, str) and v != "", "an alias of TASKS"),
         "STEP_SWEEP_GRACE": (_positive_number, "a positive number of seconds"),
         "STEP_OUTCOMES_LENGTH": (_positive_int, "a positive int"),
         "STEP_OUTCOMES_TTL": (_positive_int, "a positive int (s)"),

@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     # a bare install (no extras) passes its checks; scheduling a step then raises.
     "SCHEDULER": None,
     "SCHEDULER_QUEUE": "default",
+    # DjangoTasksScheduler: the alias of TASKS whose backend runs the steps.
+    "TASKS_BACKEND": "default",
     "STEP_SWEEP_GRACE": 300,
     "STEP_OUTCOMES_LENGTH": 20,
     "STEP_OUTCOMES_TTL": 30 * 24 * 3600,
@@ -94,6 +96,11 @@ class Settings:
     def SCHEDULER_QUEUE(self) -> str:
         """The engine's queue for step jobs (for RQ: a key of RQ_QUEUES)."""
         return self._get("SCHEDULER_QUEUE")
+
+    @property
+    def TASKS_BACKEND(self) -> str:
+        """DjangoTasksScheduler's Tasks backend: an alias of the TASKS setting."""
+        return self._get("TASKS_BACKEND")
 
     @property
     def STEP_SWEEP_GRACE(self) -> float:
