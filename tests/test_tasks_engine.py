@@ -139,6 +139,7 @@ def tasks_db(tmp_path):
         )
         assert done.returncode == 0, done.stderr
 
+    run.env = env  # type: ignore[attr-defined]
     return run, work
 
 
@@ -227,3 +228,53 @@ def test_the_sweep_hands_a_lost_job_to_the_engine_again(tasks_db):
     work()
     assert get_session_service().get("u1").slug == "follow_up->nudge"
     assert outcomes("u1") == [("applied", "follow_up->nudge")]
+
+
+SLOW_WORKER = """
+import sys, time
+from pathlib import Path
+import django
+django.setup()
+from django.core.management import call_command
+from stealth_sessions import signals
+
+def stall(sender, **kwargs):
+    Path(sys.argv[1]).write_text("in the step")
+    time.sleep(120)  # killed meanwhile
+
+signals.pre_transition.connect(stall, weak=False)
+call_command("db_worker", "--batch", "--interval", "0.1")
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_step_loses_nothing(tasks_db, tmp_path):
+    run, work = tasks_db
+    step = run("""
+        from stealth_sessions.service import get_session_service
+        s = get_session_service()
+        s.step_to("u1", slug="hello->say_hello")
+        step = s.step_to_in("u1", 0.5, slug="follow_up->nudge")
+        print(json.dumps([step.id, step.due.timestamp()]))
+    """)
+    time.sleep(max(0, step[1] + 0.2 - time.time()))
+    marker = tmp_path / "entered"
+    worker = subprocess.Popen([sys.executable, "-c", SLOW_WORKER, str(marker)], env=run.env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        worker.kill()
+        worker.wait(20)
+    service = get_session_service()
+    assert service.get("u1").slug == "hello->say_hello"
+    assert [s.id for s in service.scheduled_steps("u1")] == [step[0]]  # still pending
+    assert (
+        run("from stealth_sessions.scheduling.jobs import sweep\nprint(json.dumps(sweep(0)))") == 1
+    )
+    work()
+    assert service.get("u1").slug == "follow_up->nudge"
+    assert outcomes("u1") == [("applied", "follow_up->nudge")]
+    assert service.scheduled_steps("u1") == []
