@@ -1,6 +1,9 @@
 """Scheduled steps on RQ: steps scheduled per second, and the lag from due time to applied
 for BENCH_STEPS (10,000) steps due at once, drained by 2 ``rqworker --with-scheduler``
 processes (SimpleWorker: RQ's default Worker forks per job, ~60 ms each). Private redis-server.
+Then the same on Django's Tasks framework (DjangoTasksScheduler with django-tasks-db on a
+SQLite file, drained by one ``db_worker``), in a process of its own (benchmarks/
+_scheduling_tasks.py: other settings).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def main() -> None:
     server = RedisServer().start()
     os.environ.update(REDIS_URL=server.url, DEMO_DB=":memory:")
     os.environ["DJANGO_SETTINGS_MODULE"] = "botproject.settings"
+    print("RQ:")
     import django
 
     django.setup()
@@ -74,3 +78,5 @@ def main() -> None:
         f"({N / max(lags[-1] - lags[0], 1e-9):,.0f} steps/s)"
     )
     server.stop()
+    print("\nDjango's Tasks framework:", flush=True)
+    subprocess.run([sys.executable, "-m", "benchmarks._scheduling_tasks"], check=True)
