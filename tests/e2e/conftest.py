@@ -63,7 +63,9 @@ def chromium_executable() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+# Module, not session: Playwright's sync API runs an event loop in the main thread while it is
+# open, and the async tests after these (pytest-asyncio, async_to_sync) need that thread free.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = chromium_executable()
     if executable is None:
