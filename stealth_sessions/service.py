@@ -160,6 +160,10 @@ class SessionService:
         """``(get(user_id), scheduled_steps(user_id))``, in one round trip when it can."""
         return self._run(self._get_with_scheduled(user_id))
 
+    async def aget_with_scheduled(self, user_id: str) -> tuple[Session | None, list[ScheduledStep]]:
+        """``get_with_scheduled``, on the event loop."""
+        return await self._arun(self._get_with_scheduled(user_id))
+
     def _get_with_scheduled(self, user_id: str) -> Plan[tuple[Session | None, list[ScheduledStep]]]:
         stored, records = yield from self.store.plan_read_with_steps(
             validate_user_id(user_id), self._ttl_ms
@@ -580,7 +584,10 @@ class SessionService:
         return await self._arun(self.scheduled.plan_cancel_scheduled(user_id, step_id))
 
     def scheduled_step_outcomes(self, user_id: str, limit: int = 20) -> list[StepOutcome]:
-        return self.scheduled.scheduled_step_outcomes(user_id, limit)
+        return self._run(self.scheduled.plan_step_outcomes(user_id, limit))
+
+    async def ascheduled_step_outcomes(self, user_id: str, limit: int = 20) -> list[StepOutcome]:
+        return await self._arun(self.scheduled.plan_step_outcomes(user_id, limit))
 
     def run_scheduled_step(self, user_id: str, step_id: str) -> str:
         return self.scheduled.run_scheduled_step(user_id, step_id)

@@ -151,16 +151,15 @@ class ScheduledSteps:
             return 0
         return (yield from self._cancel_steps(user_id, (step_id,), reason="cancelled"))
 
-    def scheduled_step_outcomes(self, user_id: str, limit: int = 20) -> list[StepOutcome]:
+    def plan_step_outcomes(self, user_id: str, limit: int = 20) -> Plan[list[StepOutcome]]:
         """What became of the user's latest steps, newest first (at most
         STEP_OUTCOMES_LENGTH are kept, for STEP_OUTCOMES_TTL seconds)."""
         if limit < 1:
             return []
+        entries = yield from self.store.plan_step_outcomes(validate_user_id(user_id), limit)
         return [
             StepOutcome(at=from_ms(at), step_id=sid, target=target, outcome=what, reason=why)
-            for at, sid, target, what, why in self.store.step_outcomes(
-                validate_user_id(user_id), limit
-            )
+            for at, sid, target, what, why in entries
         ]
 
     def run_scheduled_step(self, user_id: str, step_id: str) -> str:

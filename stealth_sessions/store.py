@@ -1000,10 +1000,10 @@ class RedisStore:
             pipe.pexpire(key, ttl_ms)
             pipe.execute()
 
-    def step_outcomes(self, user_id: str, limit: int) -> list[list[Any]]:
+    def plan_step_outcomes(self, user_id: str, limit: int) -> Plan[list[list[Any]]]:
         """``[at ms, step id, target, outcome, reason]`` entries, newest first."""
-        with translate_errors("reading step outcomes"):
-            raw = self.client.lrange(self.keys.user(user_id).step_outcomes, 0, limit - 1)
+        key = self.keys.user(user_id).step_outcomes
+        raw = yield Command(("LRANGE", key, 0, limit - 1), "reading step outcomes")
         return [json.loads(item) for item in raw]
 
     def claim_overdue_steps(

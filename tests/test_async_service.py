@@ -232,6 +232,17 @@ async def test_astep_to_in_and_at_store_steps_listed_and_cancelled_like_the_sync
     assert await aservice.ascheduled_steps("u1") == []
 
 
+async def test_aget_with_scheduled_and_the_outcomes_answer_as_the_sync_ones(aservice):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    step = await aservice.astep_to_in("u1", 60, slug="follow_up->nudge")
+    assert await aservice.aget_with_scheduled("u1") == aservice.get_with_scheduled("u1")
+    assert (await aservice.aget_with_scheduled("u1"))[1] == [step]
+    await aservice.acancel_scheduled("u1")
+    outcomes = await aservice.ascheduled_step_outcomes("u1")
+    assert outcomes == aservice.scheduled_step_outcomes("u1")
+    assert [(o.step_id, o.outcome) for o in outcomes] == [(step.id, "cancelled")]
+
+
 async def test_astep_to_in_without_an_engine_stores_nothing(aservice, settings):
     from django.core.exceptions import ImproperlyConfigured
 
