@@ -439,3 +439,74 @@ async def test_the_alock_raises_session_store_unavailable_too(doomed):
         async with service.alock("u", blocking_timeout=1):
             pass
     await service.aclose()
+
+
+# -- the async client is built from the cache's settings ----------------------------------------
+
+
+def _built(settings, cache):
+    from stealth_sessions.cluster import async_client_factory
+
+    settings.CACHES = {"default": cache}
+    return async_client_factory("default")()
+
+
+def test_the_async_client_takes_django_redis_options(settings):
+    client = _built(
+        settings,
+        {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": ["rediss://10.0.0.1:6380/3", "redis://10.0.0.2:6379/3"],
+            "OPTIONS": {
+                "PASSWORD": "s3cret",
+                "SOCKET_CONNECT_TIMEOUT": 1.5,
+                "SOCKET_TIMEOUT": 2.5,
+                "CONNECTION_POOL_KWARGS": {"max_connections": 7},
+            },
+        },
+    )
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("10.0.0.1", 6380, 3)  # the first
+    assert kwargs["password"] == "s3cret"
+    assert (kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (1.5, 2.5)
+    assert "SSL" in pool.connection_class.__name__
+    assert pool.max_connections == 7 and pool.timeout == 2.5  # waits for a free connection
+
+
+def test_the_async_client_takes_djangos_redis_cache_options(settings):
+    client = _built(
+        settings,
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://10.0.0.1:6379/1,redis://10.0.0.2:6379/1",
+            "OPTIONS": {"socket_timeout": 3, "db": 2},
+        },
+    )
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["socket_timeout"]) == ("10.0.0.1", 3)
+
+
+def test_the_async_client_of_a_cluster_cache_is_an_async_redis_cluster(settings):
+    from redis.asyncio.cluster import RedisCluster
+
+    client = _built(
+        settings,
+        {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"],
+            "OPTIONS": {
+                "CLIENT_CLASS": "stealth_sessions.cluster.ClusterClient",
+                "PASSWORD": "s3cret",
+                "SOCKET_TIMEOUT": 2,
+            },
+        },
+    )
+    assert isinstance(client, RedisCluster)
+    assert [(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()] == [
+        ("10.0.0.1", 7000),
+        ("10.0.0.2", 7000),
+    ]
+    assert client.connection_kwargs["password"] == "s3cret"
+    assert client.connection_kwargs["socket_timeout"] == 2
+    assert client.retry.get_retries() == 2
