@@ -29,7 +29,6 @@ from django.core.signals import setting_changed
 from .conf import conf
 from .context import current_origin
 from .exceptions import InvalidSlug, StealthSessionsError
-from .signals import post_transition
 from .slugs import parse
 
 logger = logging.getLogger("stealth_sessions.metrics")
@@ -129,7 +128,6 @@ def install() -> Metrics:
 
         _created = Metrics(REGISTRY)
     _active = _created
-    post_transition.connect(_count_transition, dispatch_uid="stealth_sessions.metrics")
     return _created
 
 
@@ -137,7 +135,6 @@ def uninstall() -> None:
     """Stop counting (the metrics stay registered, frozen, and users is no longer reported)."""
     global _active
     _active = None
-    post_transition.disconnect(dispatch_uid="stealth_sessions.metrics")
 
 
 def install_if_enabled() -> None:
@@ -148,7 +145,9 @@ def install_if_enabled() -> None:
         install()
 
 
-def _count_transition(sender: Any, *, method: str, **kwargs: Any) -> None:
+def transition(method: str) -> None:
+    """A transition was written (counted by the service itself, not by a post_transition
+    receiver: the async service then needs no thread for it)."""
     if _active is not None:
         _active.transitions.labels(method, current_origin()).inc()
 

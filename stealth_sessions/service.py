@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from . import signals
+from . import metrics, signals
 from .browsing import Browsing
 from .bulk import BulkOperations
 from .conf import conf
@@ -814,6 +814,7 @@ class SessionService:
         session = self._session(user_id, written.session)  # type: ignore[arg-type]
         if status is Status.UNCHANGED:
             return session
+        metrics.transition(method)
         post = signals.post_transition.has_listeners(SessionService)
         act = run_action and signals.has_actions(target)
         if post or act:
