@@ -12,8 +12,8 @@ registry, which django-prometheus's ``/metrics`` view and prometheus_client's ow
     stealth_sessions_users{flow, state}                  users with a session, counted from
                                                          the indexes on each scrape
 
-Counting costs nothing when METRICS is off: the hooks below return at once, and no signal
-receiver is connected. Each process counts its own (web servers, RQ workers): see the
+Counting costs nothing when METRICS is off: the hooks below (called by the service, the
+scheduled steps and the views) return at once. Each process counts its own (web servers, RQ workers): see the
 README's "Operating" for exposing a worker's.
 """
 
