@@ -107,9 +107,9 @@ class SessionService:
 
     # -- running: each operation is one plan (a generator, see store.Command), run on the
     # sync client by the method and on redis.asyncio by its ``a``-twin. Besides Redis calls,
-    # plans yield what they do around them: Send (a signal), Actions (the target's @on_enter
-    # actions) and Engine (a call to the scheduling engine). Validation, signals and
-    # decoding are written once; the two runners only execute.
+    # plans yield what they do around them (stealth_sessions.effects): Send (a signal),
+    # Actions (the target's @on_enter actions), HandOff and CancelJob (the scheduling
+    # engine). Validation, signals and decoding are written once; the runners only execute.
 
     def _run(self, plan: Plan[T]) -> T:
         return self.store.run(plan, self._do)
