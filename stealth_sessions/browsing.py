@@ -21,7 +21,7 @@ from collections.abc import Callable
 from .exceptions import InvalidCursor
 from .keys import SHARDS
 from .slugs import parse, slugify
-from .store import IndexEntry, Listed, RedisStore, Stored, decode
+from .store import IndexEntry, Listed, RedisStore, Stored, decode, inverted, now_ms
 from .users import validate_user_id
 from .values import ListedSession, Session, from_ms
 
@@ -86,6 +86,36 @@ class Browsing:
         if len(entries) <= limit:
             return page, None
         return page, _encode_cursor("a", entries[limit - 1].cursor)
+
+    def walk_state(
+        self, slug: str, cursor: str | None = None, limit: int = 500
+    ) -> tuple[list[ListedSession], str | None]:
+        """The users at ``slug``, shard by shard (not newest first): a page and the cursor to
+        go on from (None: the walk is done). Each page is one bounded range read of one
+        shard's index and one pipelined read of its users, whatever the state's size: the
+        walk of bulk operations, which change users as they go. A page may be empty with a
+        next cursor (a shard's range held only expired or moved users)."""
+        if type(limit) is not int or not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+        slug = slugify(*parse(slug))
+        lo, hi = f"[{slug}|", f"({slug}}}"  # '}' follows '|'
+        shard, after = 0, lo
+        if cursor is not None:
+            number, _, position = _decode_cursor(cursor, "s").partition(":")
+            if not number.isdigit() or int(number) >= SHARDS:
+                raise _invalid(cursor)
+            shard, after = int(number), f"({slug}|{position}" if position else lo
+        entries, resume = self.store.walk_index(shard, after, hi, limit)
+        if self._ttl_ms is not None:
+            cut = inverted(now_ms() - self._ttl_ms)
+            entries = [e for e in entries if e.inv < cut]
+        page = self._listed(entries, slug)
+        if resume is not None:
+            position = resume.decode("utf-8", "replace").partition("|")[2]
+            return page, _encode_cursor("s", f"{shard}:{position}")
+        if shard + 1 < SHARDS:
+            return page, _encode_cursor("s", f"{shard + 1}:")
+        return page, None
 
     def list_sessions(
         self,

@@ -20,7 +20,7 @@ from .values import BulkOutcome, Session
 if TYPE_CHECKING:
     from .service import SessionService
 
-# Users read per page while walking a state's index.
+# Users read per page while walking a state's index (one shard's range at a time).
 BATCH = 500
 
 
@@ -77,7 +77,7 @@ class BulkOperations:
         skipped = 0
         cursor = None
         while True:
-            page, cursor = self.service.browse(slug=slug, cursor=cursor, limit=BATCH)
+            page, cursor = self.service.browsing.walk_state(slug, cursor, BATCH)
             for listed in page:
                 try:
                     done = apply(listed.session)

@@ -270,7 +270,7 @@ class BulkJobs:
                     keeper.renew()
                     self._save(job_id, status=CANCELLED, active=False)
                     return CANCELLED
-                page, next_cursor = self.service.browse(slug=slug, cursor=cursor, limit=BATCH)
+                page, next_cursor = self.service.browsing.walk_state(slug, cursor, BATCH)
                 batch = [[row.session.user_id, row.session.version] for row in page]
                 keeper.renew()
                 self._save(job_id, batch=json.dumps(batch))

@@ -419,7 +419,7 @@ class Command(BaseCommand):
         cursor = None
         with self._progress(what, total) as progress:
             while True:
-                page, cursor = service.browse(slug=slug, cursor=cursor, limit=BATCH)
+                page, cursor = service.browsing.walk_state(slug, cursor, BATCH)
                 for listed in page:
                     self._stop_if_interrupted(changed + skipped, total, changed)
                     try:
