@@ -10,6 +10,7 @@ from stealth_sessions import signals
 from stealth_sessions.context import origin
 from stealth_sessions.exceptions import (
     BulkOperationFailed,
+    InvalidCursor,
     InvalidSlug,
     InvalidStateTransition,
     InvalidUserId,
@@ -138,3 +139,22 @@ def test_a_refusing_pre_transition_receiver_leaves_its_user_unchanged(crowd, rec
     assert caught.value.user_id == "c4"
     assert caught.value.outcome.user_ids == tuple(seen[:-1])  # those before c4, not c4
     assert crowd.peek("c4").slug == "hello->ask_name"
+
+
+def test_walk_state_reads_each_user_at_the_state_once_a_shard_at_a_time(crowd):
+    seen, cursor, calls = [], None, 0
+    while True:
+        page, cursor = crowd.browsing.walk_state("hello->ask_name", cursor, limit=2)
+        seen += [listed.session.user_id for listed in page]
+        calls += 1
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"c{i}" for i in range(7)]
+    assert calls >= 64  # one shard's range (or part of it) a call
+
+
+def test_walk_state_refuses_a_cursor_it_did_not_give(crowd):
+    with pytest.raises(InvalidCursor):
+        crowd.browsing.walk_state("hello->ask_name", "bm90IGEgY3Vyc29y")
+    with pytest.raises(InvalidSlug):
+        crowd.browsing.walk_state("not a slug")
