@@ -476,11 +476,11 @@ class RedisStore:
         """Up to ``limit`` index entries, newest activity first, after ``cursor`` (an
         IndexEntry's), of every user (``scope`` "all"), a flow's or a slug's users."""
         cut = "" if ttl_ms is None else inverted(now_ms() - ttl_ms)
-        args = (scope, name, cursor or "", limit, cut)
+        merge = PageMerge(self.keys.shards, (scope, name, cut), cursor or "", limit)
         with translate_errors("listing sessions"):
-            parts = self._each_shard(self.scripts.page, _index_keys, args)
-        merged = heapq.merge(*(IndexEntry.parse_all(p) for p in parts), key=_order)
-        return [entry for _, entry in zip(range(limit), merged)]
+            while calls := merge.calls():
+                merge.feed(self._run_many(self.scripts.page, calls))
+        return merge.entries
 
     def scan_user_ids(
         self, prefix: str, shard: int, cursor: int, count: int
@@ -936,12 +936,55 @@ def _settled(cur: bytes, meta: tuple[bytes, int, bytes, bytes] | None, ttl_ms: i
     return meta[0] == b"1" and now_ms() - activity_of(meta[2]) < slide_every(ttl_ms)
 
 
+class PageMerge:
+    """A page by activity, merged across the shards, asking each (lua/page.lua) only for what
+    the merge may use: first twice its even share of the page; then, when the merge has used
+    up what a shard gave while the shard may hold more, twice as many again (never more than
+    the page still needs). So every call stays small whatever the page size, and most pages
+    take one round trip. Holds no connection: ``calls()`` are the next calls to run
+    (pipelined), ``feed()`` takes their answers in order, until ``calls()`` is empty."""
+
+    def __init__(
+        self, shards: Sequence[ShardKeys], scope: tuple[str, str, str], cursor: str, limit: int
+    ) -> None:
+        self.shards, self.scope, self.limit = shards, scope, limit
+        share = max(4, 2 * -(-limit // len(shards)))
+        # Shards to read next: (shard, after cursor, how many).
+        self.reads: list[tuple[int, str, int]] = [(i, cursor, share) for i in range(len(shards))]
+        # Each shard's next unused entry: (its order, shard, entries, position, size, full).
+        self.heads: list[tuple[tuple[str, bytes], int, list[IndexEntry], int, int, bool]] = []
+        self.entries: list[IndexEntry] = []
+
+    def calls(self) -> list[tuple[tuple[str, str], tuple[str, str, str, int, str]]]:
+        self._merge()
+        scope, name, cut = self.scope
+        return [
+            (_index_keys(self.shards[shard]), (scope, name, after, size, cut))
+            for shard, after, size in self.reads
+        ]
+
+    def feed(self, answers: Sequence[list[bytes]]) -> None:
+        for (shard, _, size), members in zip(self.reads, answers):
+            entries = IndexEntry.parse_all(members)
+            if entries:  # (a full answer of members added by hand only: taken as the end)
+                full = len(members) == size
+                heapq.heappush(self.heads, (entries[0].order, shard, entries, 0, size, full))
+        self.reads = []
+
+    def _merge(self) -> None:
+        while not self.reads and self.heads and len(self.entries) < self.limit:
+            _, shard, entries, at, size, full = heapq.heappop(self.heads)
+            self.entries.append(entries[at])
+            if at + 1 < len(entries):
+                nxt = entries[at + 1]
+                heapq.heappush(self.heads, (nxt.order, shard, entries, at + 1, size, full))
+            elif full and len(self.entries) < self.limit:
+                more = min(2 * size, self.limit - len(self.entries))
+                self.reads.append((shard, entries[-1].cursor, more))
+
+
 def _index_keys(shard: ShardKeys) -> tuple[str, str]:
     return shard.sessions, shard.slugs
-
-
-def _order(entry: IndexEntry) -> tuple[str, bytes]:
-    return entry.order
 
 
 def _entries(entries: list[bytes], arrays: list[bytes | None]) -> list[Entry]:

@@ -2,6 +2,7 @@
 prefix), paginated by cursor."""
 
 import time
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -83,6 +84,23 @@ def test_users_at_the_same_millisecond_page_without_loss_or_repeat(service):
             if cursor is None:
                 break
         assert seen == [f"tie-{i:02d}" for i in range(25)]  # ties: by user id
+
+
+def test_a_page_of_users_crowded_in_one_shard_asks_that_shard_again(service):
+    # A page asks each shard for a share of it first, then again for more only where the
+    # merge used that share up: 40 users of one shard, newest first, fill a page of 30.
+    crowded = [
+        u for u in (f"crowd-{i:04d}" for i in range(5000)) if zlib.crc32(u.encode()) % 64 == 7
+    ]
+    with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=True) as clock:
+        service.step_to("elsewhere-old", slug=SLUGS[0])
+        for user_id in crowded[:40]:
+            clock.shift(0.01)
+            service.step_to(user_id, slug=SLUGS[len(user_id) % 2])
+    page, cursor = service.list_sessions(limit=30)
+    assert [s.user_id for s in page] == crowded[39:9:-1] and cursor is not None
+    page, cursor = service.list_sessions(cursor=cursor, limit=30)
+    assert [s.user_id for s in page] == [*crowded[9::-1], "elsewhere-old"] and cursor is None
 
 
 def test_a_page_that_fills_exactly_reports_no_next_page(population):
