@@ -20,6 +20,10 @@ DEFAULTS: dict[str, Any] = {
     "STEP_SWEEP_GRACE": 300,
     "STEP_OUTCOMES_LENGTH": 20,
     "STEP_OUTCOMES_TTL": 30 * 24 * 3600,
+    # A step firing while another owner holds the user's lock is retried this much later,
+    # at most this many times (together: longer than LOCK_TIMEOUT, its auto-release).
+    "STEP_LOCKED_RETRY_DELAY": 2,
+    "STEP_LOCKED_RETRIES": 30,
     # Background bulk changes (stealth_sessions.jobs).
     "BULK_JOB_LEASE": 60,
     # Prometheus metrics (stealth_sessions.metrics; needs prometheus_client).
@@ -90,6 +94,16 @@ class Settings:
     @property
     def STEP_OUTCOMES_TTL(self) -> int:
         return self._get("STEP_OUTCOMES_TTL")
+
+    @property
+    def STEP_LOCKED_RETRY_DELAY(self) -> float:
+        """Seconds after which a step that fired while the user was locked is tried again."""
+        return self._get("STEP_LOCKED_RETRY_DELAY")
+
+    @property
+    def STEP_LOCKED_RETRIES(self) -> int:
+        """How often a step is tried again while the user stays locked; then it fails."""
+        return self._get("STEP_LOCKED_RETRIES")
 
     @property
     def BULK_JOB_LEASE(self) -> float:

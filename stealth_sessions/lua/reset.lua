@@ -1,8 +1,12 @@
--- reset. KEYS: session, previous, back_to, data, sessions, slugs, steps, due, step_outcomes.
--- ARGV: user id, expected version ('' = any), now ms, outcomes length, outcomes ttl ms.
--- Returns {0, version} on conflict, else {status, current, previous, back_to, version, inv,
+-- reset. KEYS: session, previous, back_to, data, sessions, slugs, steps, due, step_outcomes,
+-- lock. ARGV: user id, expected version ('' = any), now ms, outcomes length, outcomes ttl ms,
+-- the caller's lock owner token ('' = none).
+-- Returns {-4, ...} when another owner holds the lock (nothing done), {0, version} on
+-- conflict, else {status, current, previous, back_to, version, inv,
 -- cancelled steps} with status 1 when there was no session, 3 when one was removed; the
 -- steps cancelled as remove_steps returns them.
+local locked = interrupted(KEYS[10], ARGV[6])
+if locked then return locked end
 local uid, expected = ARGV[1], ARGV[2]
 local v = read_user(KEYS)
 local _, ver, inv = parse(v[4])
