@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .values import LockInfo
+
 
 class StealthSessionsError(Exception):
     """Base class of every error raised by stealth_sessions."""
@@ -43,7 +48,7 @@ class SessionLocked(StealthSessionsError):
     """The per-user lock could not be acquired in time, or was lost before release.
     ``lock``: who holds it (a LockInfo), when known."""
 
-    def __init__(self, message: str, lock: object | None = None) -> None:
+    def __init__(self, message: str, lock: LockInfo | None = None) -> None:
         self.lock = lock
         super().__init__(message)
 
