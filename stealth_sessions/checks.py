@@ -63,6 +63,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         "HISTORY_LENGTH": (lambda v: _positive_int(v) and v <= 1000, "an int from 1 to 1000"),
         "LOCK_TIMEOUT": (_positive_number, "a positive number of seconds"),
         "CONFLICT_RETRIES": (_positive_int, "a positive int"),
+        "CATCH_ALL_TTL": (_positive_int, "a positive int (s)"),
         "SCHEDULER": (lambda v: v is None or isinstance(v, str), "None or a dotted path"),
         "SCHEDULER_QUEUE": (lambda v: isinstance(v, str) and v != "", "a queue name"),
         "STEP_SWEEP_GRACE": (_positive_number, "a positive number of seconds"),

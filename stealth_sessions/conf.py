@@ -14,6 +14,9 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_LENGTH": 50,
     "LOCK_TIMEOUT": 30,
     "CONFLICT_RETRIES": 20,
+    # Seconds a catch-all counter lives after the user's last failure at a state (Stealth: 15
+    # minutes).
+    "CATCH_ALL_TTL": 900,
     # Scheduled steps (step_to_in / step_to_at): see docs/scheduling.md.
     "SCHEDULER": "stealth_sessions.scheduling.rq_engine.RQStepScheduler",
     "SCHEDULER_QUEUE": "default",
@@ -69,6 +72,11 @@ class Settings:
     @property
     def CONFLICT_RETRIES(self) -> int:
         return self._get("CONFLICT_RETRIES")
+
+    @property
+    def CATCH_ALL_TTL(self) -> int:
+        """Seconds a catch-all counter (record_failure) lives after its last failure."""
+        return self._get("CATCH_ALL_TTL")
 
     # -- scheduled steps -----------------------------------------------------------------
 

@@ -80,6 +80,7 @@ class SessionService:
         step_outcomes_ttl: int = 30 * 24 * 3600,
         step_locked_retries: int = 30,
         step_locked_retry_delay: float = 2,
+        catch_all_ttl: int = 900,
     ) -> None:
         self.store = store
         self.flow_map = flow_map
@@ -88,6 +89,7 @@ class SessionService:
         self.history_length = history_length
         self.lock_timeout = lock_timeout
         self.conflict_retries = conflict_retries
+        self.catch_all_ttl = catch_all_ttl
         self._slugs: dict[bytes, tuple[str, str | None, str | None, str | None]] = {}
         self._slugs_generation = -1
         self.browsing = Browsing(store, self._session, self._ttl_ms)
@@ -267,6 +269,27 @@ class SessionService:
         )
         return True
 
+    # -- catch-all levels (Stealth's catch_all) -------------------------------------------
+
+    def record_failure(self, user_id: str) -> int:
+        """Count a failure (the catch-all fired) at the user's current slug; returns its
+        level: 1 the first time, 2 the next... Each slug's counter lapses CATCH_ALL_TTL
+        seconds (default 900, Stealth's 15 minutes) after its last failure; ``reset`` removes
+        them. InvalidStateTransition if the user has no session (nothing is counted)."""
+        failures = self.store.failures(
+            validate_user_id(user_id), record=True, ttl_ms=self.catch_all_ttl * 1000
+        )
+        if failures.slug is None:
+            raise InvalidStateTransition(f"User {user_id!r} has no session to count a failure at")
+        return failures.level
+
+    def failure_level(self, user_id: str) -> int:
+        """How many failures were counted at the user's current slug within CATCH_ALL_TTL
+        of each other (0: none, or no session)."""
+        return self.store.failures(
+            validate_user_id(user_id), record=False, ttl_ms=self.catch_all_ttl * 1000
+        ).level
+
     # -- locks ---------------------------------------------------------------------------
 
     @contextmanager
@@ -438,6 +461,17 @@ class SessionService:
             self._slugs[raw] = (slug, flow, state, landing)
         return slug, flow, state, landing
 
+    def _stored_flow(self, slug: str) -> str | None:
+        """The flow of a stored slug whose state is not in the flow map (removed in a
+        deploy), if the flow still is: ``state=`` alone keeps the user in it, as in Stealth."""
+        try:
+            flow, _state = parse(slug)
+        except InvalidSlug:
+            return None
+        if self.flow_map is not None and flow not in self.flow_map.flows():
+            return None
+        return flow
+
     def _checked(self, slug: str) -> str:
         """Validate ``slug`` against the flow map and follow its redirects."""
         if self.flow_map is None:
@@ -482,12 +516,13 @@ class SessionService:
         slugify("flow", state)  # type: ignore[arg-type]  # validates the state name now
 
         def in_current_flow(current: Session | None) -> str:
-            if current is None or current.flow is None:
+            flow = None if current is None else current.flow or self._stored_flow(current.slug)
+            if flow is None:
                 raise InvalidStateTransition(
                     f"state={state!r} alone stays in the current flow, but the user has "
                     + ("no session" if current is None else f"the unusable slug {current.slug!r}")
                 )
-            return self._checked(slugify(current.flow, state))  # type: ignore[arg-type]
+            return self._checked(slugify(flow, state))  # type: ignore[arg-type]
 
         return in_current_flow
 
@@ -685,6 +720,7 @@ def get_session_service() -> SessionService:
             step_outcomes_ttl=conf.STEP_OUTCOMES_TTL,
             step_locked_retries=conf.STEP_LOCKED_RETRIES,
             step_locked_retry_delay=conf.STEP_LOCKED_RETRY_DELAY,
+            catch_all_ttl=conf.CATCH_ALL_TTL,
         )
     return _service
 

@@ -96,6 +96,15 @@ class Written:
 
 
 @dataclass(frozen=True, slots=True)
+class Failures:
+    """A catch-all counter: ``level`` (0: none) of ``slug``, the user's current slug (None:
+    no session)."""
+
+    level: int
+    slug: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A history entry as stored."""
 
@@ -229,9 +238,10 @@ def index_slug(slug: bytes) -> str:
 def _stored(
     cur: bytes, prev: bytes | None, back: bytes | None, meta: tuple[bytes, int, bytes, bytes] | None
 ) -> Stored:
+    # A blank previous or back-to (what Stealth writes for "none") reads as None.
     if meta is None:
-        return Stored(cur, prev, back, 0, None)
-    return Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+        return Stored(cur, prev or None, back or None, 0, None)
+    return Stored(cur, prev or None, back or None, meta[1], activity_of(meta[2]))
 
 
 def lock_info(user_id: str, value: bytes, ms_left: int, mine: bool) -> LockInfo:
@@ -273,7 +283,7 @@ def _written(row: list[Any], user_id: str = "") -> Written:
 SCRIPT_NAMES = (
     "transition", "read", "back_to", "reset", "history", "count", "page", "expired", "purge",
     "step_add", "step_remove", "step_sweep", "restore", "export", "lock_take", "lock_release",
-    "lock_read", "step_retry",
+    "lock_read", "step_retry", "failures",
 )  # fmt: skip
 
 
@@ -308,6 +318,7 @@ class Scripts:
     lock_release: Script
     lock_read: Script
     step_retry: Script
+    failures: Script
 
 
 @contextmanager
@@ -350,7 +361,7 @@ class RedisStore:
             cur, prev, back, data = self.client.execute_command("MGET", *keys)
         except REDIS_ERRORS as exc:
             raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
-        if cur is None:
+        if not cur:  # None, or blank: no session (what Stealth writes for none)
             if not slide or data is None:
                 return None
         else:
@@ -373,7 +384,7 @@ class RedisStore:
             pipe.execute_command("HGETALL", k.steps)
             (cur, prev, back, data), raw = pipe.execute()
         meta = parse_data(data)
-        if cur is not None and _settled(cur, meta, ttl_ms):
+        if cur and _settled(cur, meta, ttl_ms):
             return _stored(cur, prev, back, meta), _records(raw)
         return self.read(user_id, ttl_ms, True), _records(raw)
 
@@ -453,7 +464,7 @@ class RedisStore:
         list, as for remove_steps)."""
         k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
-        keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes, k.lock)
+        keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes, k.lock, k.failures)
         owner = locking.token(k.lock) or ""
         with translate_errors("resetting a session"):
             row = self.scripts.reset(keys, (user_id, expected, now_ms(), keep, ttl_ms, owner))
@@ -464,6 +475,15 @@ class RedisStore:
         if row[1] is None:
             return Written(Status.UNCHANGED), _records(row[6])
         return _written([Status.WRITTEN, *row[1:6]]), _records(row[6])
+
+    def failures(self, user_id: str, *, record: bool, ttl_ms: int) -> Failures:
+        """The catch-all level of the user's current slug, counting a failure first when
+        ``record`` (lua/failures.lua)."""
+        k = self.keys.user(user_id)
+        args = ("record" if record else "read", now_ms(), ttl_ms)
+        with translate_errors("counting a failure" if record else "reading a failure level"):
+            level, slug = self.scripts.failures((k.session, k.failures), args)
+        return Failures(int(level), decode(slug or None))
 
     def history(self, user_id: str, limit: int) -> list[Entry]:
         """The latest entries, newest first."""
@@ -579,7 +599,7 @@ class RedisStore:
         out: list[Listed | None] = []
         for i, user_id in enumerate(user_ids):
             (cur, prev, back, data), pending = replies[2 * i], replies[2 * i + 1]
-            if cur is None:
+            if not cur:
                 out.append(None)
                 continue
             meta = parse_data(data)
@@ -603,11 +623,11 @@ class RedisStore:
             users = []
             for entry, (cur, prev, back, data, steps) in zip(entries, replies):
                 meta = parse_data(data)
-                if cur is None or meta is None or meta[2].decode() != entry.inv:
+                if not cur or meta is None or meta[2].decode() != entry.inv:
                     continue
                 if index_slug(meta[3]) != entry.slug:
                     continue
-                stored = Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+                stored = _stored(cur, prev, back, meta)
                 users.append((entry.user_id, stored, _history(data, limit), steps))
             missing = {
                 code

@@ -64,7 +64,12 @@ local function data_value(mode, ver, inv, slug, entries)
 end
 
 local function read_user(K)
-  return redis.call('MGET', K[1], K[2], K[3], K[4])
+  local v = redis.call('MGET', K[1], K[2], K[3], K[4])
+  -- A blank slug (what Stealth writes for "none") reads as absent.
+  if v[1] == '' then v[1] = false end
+  if v[2] == '' then v[2] = false end
+  if v[3] == '' then v[3] = false end
+  return v
 end
 
 -- Move the user's index entry (old: slug and inv as data has them, nil if not indexed).

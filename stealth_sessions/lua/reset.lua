@@ -1,5 +1,5 @@
 -- reset. KEYS: session, previous, back_to, data, sessions, slugs, steps, due, step_outcomes,
--- lock. ARGV: user id, expected version ('' = any), now ms, outcomes length, outcomes ttl ms,
+-- lock, failures (the catch-all counters go with the session). ARGV: user id, expected version ('' = any), now ms, outcomes length, outcomes ttl ms,
 -- the caller's lock owner token ('' = none).
 -- Returns {-4, ...} when another owner holds the lock (nothing done), {0, version} on
 -- conflict, else {status, current, previous, back_to, version, inv,
@@ -13,7 +13,7 @@ local _, ver, inv = parse(v[4])
 if not v[1] then ver = 0 end
 if expected ~= '' and tonumber(expected) ~= ver then return {0, ver} end
 forget(KEYS, uid, v)
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[11])
 local steps = remove_steps(KEYS[7], KEYS[8], KEYS[9], uid, tonumber(ARGV[3]), 'cancelled',
                            'reset', ARGV[4], ARGV[5], {})
 return {v[1] and 3 or 1, v[1], v[2], v[3], ver, inv or false, steps}

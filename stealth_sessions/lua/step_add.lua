@@ -5,6 +5,7 @@
 -- Returns the user's current slug (false: no session): the step's recorded source, which an
 -- if_unchanged step requires at firing time. Read here so it is the slug at the write.
 local cur = redis.call('GET', KEYS[1])
+if cur == '' then cur = false end  -- blank: no session (as Stealth writes it)
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode({
   target = ARGV[3], due = tonumber(ARGV[4]), created = tonumber(ARGV[5]),
   if_unchanged = ARGV[6] == '1', method = ARGV[7], source = cur or false,
