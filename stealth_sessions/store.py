@@ -725,9 +725,10 @@ class RedisStore:
         reentered = owner is not None
         if owner is None:
             owner = locking.new_token()
-        args = (owner, now_ms(), locking.holder_name(), max(1, int(timeout * 1000)))
+        holder, timeout_ms = locking.holder_name(), max(1, int(timeout * 1000))
         deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
         while True:
+            args = (owner, now_ms(), holder, timeout_ms)  # since: when it is taken
             with translate_errors("acquiring a session lock"):
                 row = self.scripts.lock_take((k.lock, k.session), args)
             if row[0] != 0:
