@@ -178,7 +178,8 @@ def test_ownership_is_per_asyncio_task(service):
         await asyncio.gather(owner(), other())
         return seen
 
-    seen = asyncio.run(scenario())
+    # In a thread of its own: an earlier test may have left this thread an event loop.
+    seen = in_other_thread(lambda: asyncio.run(scenario()))
     assert seen["owner"] == "hello->get_name"
     assert "Task-" in seen["other"]  # the holder names the owning task
     assert [t.target for t in service.history("u1")] == ["hello->get_name", "hello->say_hello"]
