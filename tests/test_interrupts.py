@@ -5,6 +5,7 @@ owner, and the actions and receivers it runs, write normally."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,55 @@ def test_a_lock_held_by_another_process_interrupts_this_ones_writes(service):
             holder.wait()
     assert service.peek("u1").slug == "hello->get_name"
     assert service.step_to("u1", slug="hello->ask_name").version == 3
+
+
+@pytest.mark.slow
+def test_no_other_process_writes_while_the_owner_holds_the_lock(settings):
+    """Four processes write at random while a fifth takes u1's lock and moves u1 100 times:
+    the owner's transitions form one unbroken run in u1's history, and the others were told."""
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "HISTORY_LENGTH": 100_000}
+    from stealth_sessions.service import get_session_service
+
+    service = get_session_service()
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "tests.lock_holder", "--burst", "100"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "ready"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.concurrent_writer", str(seed), "600", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(4)
+    ]
+    try:
+        writers[0].stdout.readline()  # the writers are writing
+        holder.stdin.write("go\n")
+        holder.stdin.close()
+        out = holder.stdout.read()
+        assert holder.wait(timeout=120) == 0
+        assert out.strip() == "done"
+        rows = []
+        for writer in writers:
+            lines, _ = writer.communicate(timeout=120)
+            assert writer.returncode == 0
+            rows += [json.loads(line) for line in lines.splitlines()]
+    finally:
+        for proc in [holder, *writers]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    origins = [t.origin for t in service.history("u1", limit=100_000)[::-1]]
+    first = origins.index("owner")
+    assert origins[first : first + 100] == ["owner"] * 100  # nobody else wrote meanwhile
+    assert origins.count("owner") == 100
+    assert any(r[0] == "u1" and r[1] == "interrupted" for r in rows)
 
 
 def test_ownership_is_per_asyncio_task(service):
