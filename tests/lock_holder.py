@@ -2,8 +2,8 @@
 
 ``lock_holder <slug>``: takes user u1's lock, says "locked <pid>", waits for a line on stdin,
 then steps u1 to ``slug`` inside the lock and prints the version it wrote.
-``lock_holder --burst <n>``: says "ready", waits for a line on stdin, then takes u1's lock and, inside it,
-moves u1 ``n`` times (origin "owner"), while other processes try to write."""
+``lock_holder --burst <n>``: says "ready", waits for a line on stdin, then takes u1's lock
+and, inside it, moves u1 ``n`` times (origin "owner"), while other processes try to write."""
 
 import os
 import sys
