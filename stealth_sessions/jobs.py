@@ -38,7 +38,12 @@ from django.utils import timezone
 from . import metrics
 from .conf import conf
 from .context import origin
-from .exceptions import InvalidStateTransition, SessionConflict, SessionStoreUnavailable
+from .exceptions import (
+    InvalidStateTransition,
+    SessionConflict,
+    SessionInterrupted,
+    SessionStoreUnavailable,
+)
 from .slugs import parse
 from .store import Lease, RedisStore
 from .values import Session, from_ms, to_ms
@@ -279,7 +284,8 @@ class BulkJobs:
                         keeper.renew_when_due()
                         try:
                             apply(row.session)
-                        except SessionConflict:
+                        except (SessionConflict, SessionInterrupted):
+                            # Moved meanwhile, or busy (locked): left as they are.
                             counts["skipped"] += 1
                         except SessionStoreUnavailable:
                             raise

@@ -29,8 +29,10 @@ from redis.exceptions import (
     RedisError,
 )
 
+from . import locking
 from .exceptions import SessionLocked, SessionStoreUnavailable
 from .keys import KeySpace, ShardKeys, UserKeys, shard_of
+from .values import LockInfo, from_ms
 
 REDIS_ERRORS = (RedisError, RedisClusterException)
 MAX_INV = (1 << 44) - 1
@@ -57,6 +59,7 @@ def decode(value: bytes | None) -> str | None:
 class Status(IntEnum):
     """What a write did (the scripts' status codes)."""
 
+    INTERRUPTED = -4  # another owner holds the user's lock: nothing written
     STEP_DROPPED = -3  # a scheduled step with if_unchanged: the user moved on
     STEP_GONE = -2  # a scheduled step already applied or cancelled
     NO_SESSION = -1
@@ -82,12 +85,23 @@ class Stored:
 class Written:
     """The result of a write: ``session`` after it (None on a conflict, without a session, or
     when a scheduled step was not applied); ``version``: the stored version on a conflict;
-    ``current``: where the user is when an if_unchanged step was dropped."""
+    ``current``: where the user is when an if_unchanged step was dropped; ``lock``: who
+    holds the user's lock when INTERRUPTED."""
 
     status: Status
     session: Stored | None = None
     version: int = 0
     current: str | None = None
+    lock: LockInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failures:
+    """A catch-all counter: ``level`` (0: none) of ``slug``, the user's current slug (None:
+    no session)."""
+
+    level: int
+    slug: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,13 +238,34 @@ def index_slug(slug: bytes) -> str:
 def _stored(
     cur: bytes, prev: bytes | None, back: bytes | None, meta: tuple[bytes, int, bytes, bytes] | None
 ) -> Stored:
+    # A blank previous or back-to (what Stealth writes for "none") reads as None.
     if meta is None:
-        return Stored(cur, prev, back, 0, None)
-    return Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+        return Stored(cur, prev or None, back or None, 0, None)
+    return Stored(cur, prev or None, back or None, meta[1], activity_of(meta[2]))
 
 
-def _written(row: list[Any]) -> Written:
+def lock_info(user_id: str, value: bytes, ms_left: int, mine: bool) -> LockInfo:
+    """A lock's value (lua/lock_take.lua) as a LockInfo. A value set by hand reads as held by
+    "?" since now."""
+    token, _, rest = value.decode("utf-8", "replace").partition("|")
+    since, _, rest = rest.partition("|")
+    holder, _, slug = rest.partition("|")
+    now = now_ms()
+    since_ms = int(since) if since.isdigit() else now
+    until_ms = now + max(int(ms_left), 0) if int(ms_left) >= 0 else now
+    return LockInfo(
+        user_id, holder or "?", from_ms(since_ms), from_ms(until_ms), slug or None, mine
+    )
+
+
+def _interrupted(user_id: str, row: list[Any]) -> Written:
+    return Written(Status.INTERRUPTED, lock=lock_info(user_id, row[1], row[2], False))
+
+
+def _written(row: list[Any], user_id: str = "") -> Written:
     status = Status(row[0])
+    if status is Status.INTERRUPTED:
+        return _interrupted(user_id, row)
     if status is Status.CONFLICT:
         return Written(status, version=int(row[1]))
     if status is Status.STEP_DROPPED:
@@ -247,7 +282,8 @@ def _written(row: list[Any]) -> Written:
 
 SCRIPT_NAMES = (
     "transition", "read", "back_to", "reset", "history", "count", "page", "expired", "purge",
-    "step_add", "step_remove", "step_sweep", "restore", "export",
+    "step_add", "step_remove", "step_sweep", "restore", "export", "lock_take", "lock_release",
+    "lock_read", "step_retry", "failures",
 )  # fmt: skip
 
 
@@ -278,6 +314,11 @@ class Scripts:
     step_sweep: Script
     restore: Script
     export: Script
+    lock_take: Script
+    lock_release: Script
+    lock_read: Script
+    step_retry: Script
+    failures: Script
 
 
 @contextmanager
@@ -320,7 +361,7 @@ class RedisStore:
             cur, prev, back, data = self.client.execute_command("MGET", *keys)
         except REDIS_ERRORS as exc:
             raise SessionStoreUnavailable(f"Redis failed while reading a session: {exc}") from exc
-        if cur is None:
+        if not cur:  # None, or blank: no session (what Stealth writes for none)
             if not slide or data is None:
                 return None
         else:
@@ -343,7 +384,7 @@ class RedisStore:
             pipe.execute_command("HGETALL", k.steps)
             (cur, prev, back, data), raw = pipe.execute()
         meta = parse_data(data)
-        if cur is not None and _settled(cur, meta, ttl_ms):
+        if cur and _settled(cur, meta, ttl_ms):
             return _stored(cur, prev, back, meta), _records(raw)
         return self.read(user_id, ttl_ms, True), _records(raw)
 
@@ -369,7 +410,7 @@ class RedisStore:
             row = self.scripts.transition(keys, args)
         except REDIS_ERRORS as exc:
             raise SessionStoreUnavailable(f"Redis failed while writing a session: {exc}") from exc
-        return _written(row)
+        return _written(row, user_id)
 
     def transition_call(
         self,
@@ -389,10 +430,10 @@ class RedisStore:
         now = now_ms()
         head, tail = _entry_ends(method, origin, target)
         how = ("u" if update else "s") + ("" if expected_version is None else str(expected_version))
-        keys: tuple[str, ...] = (*_user_keys(k), k.shard.codes)
+        keys: tuple[str, ...] = (*_user_keys(k), k.shard.codes, k.lock)
         args: tuple[Any, ...] = (
             user_id, target, how, ttl_ms or "", history_length, inverted(now), f"{now:011x}",
-            head, tail,
+            head, tail, locking.token(k.lock) or "",
         )  # fmt: skip
         if step is not None:
             keys += (k.steps, k.shard.due)
@@ -404,9 +445,16 @@ class RedisStore:
     ) -> Written:
         k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
-        args = (user_id, target, expected, ttl_ms or "", inverted(now_ms()))
+        args = (
+            user_id,
+            target,
+            expected,
+            ttl_ms or "",
+            inverted(now_ms()),
+            locking.token(k.lock) or "",
+        )
         with translate_errors("writing a back-to session"):
-            return _written(self.scripts.back_to(_user_keys(k), args))
+            return _written(self.scripts.back_to((*_user_keys(k), k.lock), args), user_id)
 
     def reset(
         self, user_id: str, *, expected_version: int | None, keep: int, ttl_ms: int
@@ -416,14 +464,26 @@ class RedisStore:
         list, as for remove_steps)."""
         k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
-        keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes)
+        keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes, k.lock, k.failures)
+        owner = locking.token(k.lock) or ""
         with translate_errors("resetting a session"):
-            row = self.scripts.reset(keys, (user_id, expected, now_ms(), keep, ttl_ms))
+            row = self.scripts.reset(keys, (user_id, expected, now_ms(), keep, ttl_ms, owner))
+        if row[0] == Status.INTERRUPTED:
+            return _interrupted(user_id, row), {}
         if row[0] == Status.CONFLICT:
             return _written(row), {}
         if row[1] is None:
             return Written(Status.UNCHANGED), _records(row[6])
         return _written([Status.WRITTEN, *row[1:6]]), _records(row[6])
+
+    def failures(self, user_id: str, *, record: bool, ttl_ms: int) -> Failures:
+        """The catch-all level of the user's current slug, counting a failure first when
+        ``record`` (lua/failures.lua)."""
+        k = self.keys.user(user_id)
+        args = ("record" if record else "read", now_ms(), ttl_ms)
+        with translate_errors("counting a failure" if record else "reading a failure level"):
+            level, slug = self.scripts.failures((k.session, k.failures), args)
+        return Failures(int(level), decode(slug or None))
 
     def history(self, user_id: str, limit: int) -> list[Entry]:
         """The latest entries, newest first."""
@@ -539,7 +599,7 @@ class RedisStore:
         out: list[Listed | None] = []
         for i, user_id in enumerate(user_ids):
             (cur, prev, back, data), pending = replies[2 * i], replies[2 * i + 1]
-            if cur is None:
+            if not cur:
                 out.append(None)
                 continue
             meta = parse_data(data)
@@ -563,11 +623,11 @@ class RedisStore:
             users = []
             for entry, (cur, prev, back, data, steps) in zip(entries, replies):
                 meta = parse_data(data)
-                if cur is None or meta is None or meta[2].decode() != entry.inv:
+                if not cur or meta is None or meta[2].decode() != entry.inv:
                     continue
                 if index_slug(meta[3]) != entry.slug:
                     continue
-                stored = Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+                stored = _stored(cur, prev, back, meta)
                 users.append((entry.user_id, stored, _history(data, limit), steps))
             missing = {
                 code
@@ -653,36 +713,59 @@ class RedisStore:
                     break
         return purged
 
-    # -- locks: redis-py's Lock (owner token, auto-release after timeout) -------------------
+    # -- locks: an owner token, auto-released after the timeout ----------------------------
+    # The lock's value names its owner (lua/lock_take.lua); transition.lua, back_to.lua and
+    # reset.lua refuse a write from any other owner (interrupt detection). The owner's token
+    # is kept in a context variable (stealth_sessions/locking.py) while the block runs.
 
     @contextmanager
     def lock(self, user_id: str, timeout: float, blocking_timeout: float | None) -> Iterator[None]:
-        lock = self.client.lock(
-            self.keys.user(user_id).lock,
-            timeout=timeout,
-            blocking_timeout=blocking_timeout,
-            thread_local=False,
-        )
-        with translate_errors("acquiring a session lock"):
-            acquired = lock.acquire()
-        if not acquired:
-            raise SessionLocked(
-                f"Session of user {user_id!r} is locked; not acquired within {blocking_timeout}s"
-            )
+        k = self.keys.user(user_id)
+        owner = locking.token(k.lock)
+        reentered = owner is not None
+        if owner is None:
+            owner = locking.new_token()
+        holder, timeout_ms = locking.holder_name(), max(1, int(timeout * 1000))
+        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
+        while True:
+            args = (owner, now_ms(), holder, timeout_ms)  # since: when it is taken
+            with translate_errors("acquiring a session lock"):
+                row = self.scripts.lock_take((k.lock, k.session), args)
+            if row[0] != 0:
+                break
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise SessionLocked(
+                    f"Session of user {user_id!r} is locked; not acquired within "
+                    f"{blocking_timeout}s",
+                    lock_info(user_id, row[1], row[2], False),
+                )
+            time.sleep(0.05 if left is None else min(0.05, left))
+        if row[0] == 2 or reentered:
+            # Re-entered by its owner: the outermost block releases it.
+            with locking.holding(k.lock, owner):
+                yield
+            return
         try:
-            yield
+            with locking.holding(k.lock, owner):
+                yield
         finally:
-            try:
-                lock.release()
-            except LockNotOwnedError as exc:
+            with translate_errors("releasing a lock"):
+                released = self.scripts.lock_release((k.lock,), (owner,))
+            if not released:
                 raise SessionLocked(
                     f"The lock on user {user_id!r} expired after {timeout}s, before it was "
                     "released: another worker may have taken it meanwhile"
-                ) from exc
-            except (LockError, *REDIS_ERRORS) as exc:
-                raise SessionStoreUnavailable(
-                    f"Redis failed while releasing a lock: {exc}"
-                ) from exc
+                )
+
+    def current_lock(self, user_id: str) -> LockInfo | None:
+        k = self.keys.user(user_id)
+        with translate_errors("reading a session lock"):
+            row = self.scripts.lock_read((k.lock,))
+        if not row:
+            return None
+        mine = (locking.token(k.lock) or "-") == row[0][:32].decode("utf-8", "replace")
+        return lock_info(user_id, row[0], row[1], mine)
 
     def is_locked(self, user_id: str) -> bool:
         with translate_errors("reading a session lock"):
@@ -708,15 +791,23 @@ class RedisStore:
         if_unchanged: bool,
         method: str,
         sweep_after_ms: int,
+        data: str | None = None,
     ) -> str | None:
-        """Store a pending step; returns the user's current slug (its recorded source)."""
+        """Store a pending step (``data``: its payload as JSON); returns the user's current
+        slug (its recorded source)."""
         k = self.keys.user(user_id)
         args = (
             user_id, step_id, target, due_ms, created_ms, "1" if if_unchanged else "0", method,
-            sweep_after_ms,
+            sweep_after_ms, data or "",
         )  # fmt: skip
         with translate_errors("scheduling a step"):
             return decode(self.scripts.step_add((k.session, k.steps, k.shard.due), args))
+
+    def retry_step(self, user_id: str, step_id: str, record: dict[str, Any]) -> bool:
+        """Replace a pending step's record (its retries counted); False if it is gone."""
+        k = self.keys.user(user_id)
+        with translate_errors("retrying a scheduled step"):
+            return bool(self.scripts.step_retry((k.steps,), (step_id, json.dumps(record))))
 
     def steps(self, user_id: str) -> dict[str, dict[str, Any]]:
         """The user's pending steps: ``{step id: record}``."""

@@ -463,3 +463,32 @@ def test_expiry_reads_as_a_duration(admin_client, settings):
     get_session_service().step_to("u", slug="hello->say_hello")
     assert 'title="604800 s">1\xa0week</td>' in admin_client.get(LIST).content.decode()
     assert "1\xa0week (604800 s)" in admin_client.get(change_url("u")).content.decode()
+
+
+# -- a busy user (another owner holds their lock) ---------------------------------------------
+
+
+def test_the_change_page_says_the_user_is_busy_and_changes_nothing(admin_client, people):
+    with people.lock("+4412", timeout=30):
+        page = admin_client.get(change_url("+4412")).content.decode()
+        assert 'id="ss-lock"' in page and "is busy" in page
+        response = admin_client.post(
+            change_url("+4412"),
+            {"action": "move", "target": "goodbye->say_bye", "method": "step_to", "version": 2},
+            follow=True,
+        )
+        assert "is busy" in response.content.decode()
+        admin_client.post(url("reset", "+4412"), follow=True)
+        admin_client.post(
+            change_url("+4412"), {"action": "back_to", "target": "hello->say_hello", "version": 2}
+        )
+    session = people.peek("+4412")
+    assert (session.slug, session.back_to, session.version) == ("hello->ask_name", None, 2)
+    assert not LogEntry.objects.exists()
+    assert "ss-lock" not in admin_client.get(change_url("+4412")).content.decode()
+
+
+def test_the_change_page_shows_a_steps_data(admin_client, service):
+    service.step_to_in("u1", 60, slug="follow_up->nudge", data={"target_id": "page-7"})
+    page = admin_client.get(change_url("u1")).content.decode()
+    assert "{&quot;target_id&quot;: &quot;page-7&quot;}" in page

@@ -27,7 +27,7 @@ from django.urls import URLPattern, path, re_path, reverse
 from django.utils.http import urlencode
 from django.views.generic import RedirectView
 
-from .. import metrics
+from .. import locking, metrics
 from ..context import origin
 from ..exceptions import (
     BulkOperationFailed,
@@ -35,6 +35,7 @@ from ..exceptions import (
     InvalidSlug,
     InvalidUserId,
     SessionConflict,
+    SessionLocked,
     SessionStoreUnavailable,
     StealthSessionsError,
 )
@@ -277,6 +278,7 @@ class SessionAdmin(admin.ModelAdmin):
             "history": service.history(user_id),
             "steps": service.scheduled_steps(user_id),
             "outcomes": service.scheduled_step_outcomes(user_id, limit=10),
+            "lock": service.current_lock(user_id),
             "move_form": move_form,
             "back_form": back_form,
             "has_change_permission": self.has_change_permission(request),
@@ -316,10 +318,13 @@ class SessionAdmin(admin.ModelAdmin):
         if not form.is_valid():
             return False
         try:
-            with origin("admin"):
+            with origin("admin"), locking.no_owner():
                 log, message = write(form.cleaned_data)
         except SessionConflict as exc:
             messages.error(request, _conflict(exc))
+            return True
+        except SessionLocked as exc:
+            messages.error(request, busy(user_id, exc))
             return True
         except StealthSessionsError as exc:
             form.add_error("target", str(exc))
@@ -348,8 +353,12 @@ class SessionAdmin(admin.ModelAdmin):
             raise PermissionDenied
         session = self.service.peek(user_id)
         if request.method == "POST":
-            with origin("admin"):
-                existed = self.service.reset(user_id)
+            try:
+                with origin("admin"), locking.no_owner():
+                    existed = self.service.reset(user_id)
+            except SessionLocked as exc:
+                messages.error(request, busy(user_id, exc))
+                return HttpResponseRedirect(self._url("change", user_id))
             if existed:
                 self._log(request, [user_id], DELETION, "reset")
                 messages.success(request, f"The session of {user_id} was reset.")
@@ -597,6 +606,15 @@ class SessionAdmin(admin.ModelAdmin):
                 action_flag=flag,
                 change_message=message,
             )
+
+
+def busy(user_id: str, exc: SessionLocked) -> str:
+    lock = exc.lock
+    until = "" if lock is None else f" (until {lock.until:%H:%M:%S} UTC at the latest)"
+    return (
+        f"Not changed: {user_id} is busy: a worker holds their session lock{until}, handling "
+        "their message. Try again in a moment."
+    )
 
 
 def _conflict(exc: SessionConflict) -> str:

@@ -30,6 +30,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
+from .. import locking
 from ..service import SessionService, get_session_service, origin
 from ..slugs import parse
 from ..values import ScheduledStep, Session
@@ -178,7 +179,9 @@ class ServiceAPIMixin(APIView):
         return exception_handler
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        with origin("api"):  # the history records that the API moved the user
+        # The history records that the API moved the user; a request never owns a user's lock
+        # (even when a test client runs it inside the code holding one).
+        with origin("api"), locking.no_owner():
             return super().dispatch(request, *args, **kwargs)
 
     @property
@@ -425,6 +428,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             data.validated_data["delay"],
             **data.target(),
             if_unchanged=data.validated_data["if_unchanged"],
+            data=data.validated_data["data"],
         )
         return self._scheduled_response(user_id, step)
 
@@ -443,6 +447,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             data.validated_data["at"],
             **data.target(),
             if_unchanged=data.validated_data["if_unchanged"],
+            data=data.validated_data["data"],
         )
         return self._scheduled_response(user_id, step)
 

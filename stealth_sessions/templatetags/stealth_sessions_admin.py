@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -20,3 +22,9 @@ def expires_in(ttl: int | None) -> str:
         return f"{ttl} s"
     now = timezone.now()
     return timeuntil(now + timedelta(seconds=ttl), now)
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """A scheduled step's ``data`` as compact JSON (escaped by the template as any string)."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
