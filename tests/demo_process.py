@@ -48,10 +48,15 @@ class Demo:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout)
 
-    def kill(self) -> None:
+    def stop(self) -> None:
+        """For a test's ``finally``: Ctrl-C, so that the launcher stops its worker and Redis
+        (a SIGKILL would leave them running, in their own sessions); SIGKILL if it hangs."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            try:
+                self.interrupt()
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def start_demo(tmp_path: Path, nudge_after: int = 60, timeout: float = 60) -> Demo:

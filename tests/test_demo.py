@@ -91,7 +91,7 @@ def test_the_demo_serves_what_it_prints_and_ctrl_c_stops_everything(tmp_path: Pa
         assert children  # the RQ worker
         assert demo.interrupt() == 0
     finally:
-        demo.kill()
+        demo.stop()
     stderr = demo.stderr.read_text()
     assert "Traceback" not in stderr
     assert demo.stdout.read_text().rstrip().endswith("Demo stopped.")

@@ -28,8 +28,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     try:
         yield demo
     finally:
-        demo.interrupt()
-        demo.kill()
+        demo.stop()
 
 
 def say(page: Page, text: str) -> None:
