@@ -27,7 +27,7 @@ def expires_in(ttl: int | None) -> str:
 
 @register.filter
 def ago(when: datetime | None) -> str:
-    """"just now" under a minute (not "0 minutes ago"), else "3 minutes ago"."""
+    """ "just now" under a minute (not "0 minutes ago"), else "3 minutes ago"."""
     if when is None:
         return "–"
     if timezone.now() - when < timedelta(minutes=1):
