@@ -554,3 +554,56 @@ def test_setting_the_back_to_it_already_has_logs_nothing(admin_client, people):
     )
     assert "already hello-&gt;say_hello" in response.content.decode()
     assert not LogEntry.objects.exists()
+
+
+# -- in another language --------------------------------------------------------------------
+
+
+def test_every_admin_page_renders_in_french(admin_client, people, settings, in_request):
+    """The catalogue stealth_sessions/locale/fr is complete: no English string of ours left
+    on any page (slugs, user ids and Django's own strings aside)."""
+    settings.LANGUAGE_CODE = "fr"
+    people.step_to_in("zoë", 600, slug="goodbye->say_bye", if_unchanged=True)
+    people.set_back_to("zoë", slug="hello->say_hello")
+    pages = {
+        "list": admin_client.get(LIST),
+        "search": admin_client.get(LIST, {"q": "nobody"}),
+        "state": admin_client.get(LIST, {"slug": "hello->ask_name"}),
+        "dashboard": admin_client.get(url("dashboard")),
+        "change": admin_client.get(change_url("zoë")),
+        "no session": admin_client.get(change_url("nobody")),
+        "reset": admin_client.get(url("reset", "zoë")),
+        "reset state": admin_client.get(url("reset_state") + "?slug=hello-%3Eask_name"),
+        "move state": admin_client.get(url("move_state") + "?slug=hello-%3Eask_name"),
+        "reset selected": admin_client.post(
+            url("reset_selected"), {"_selected_action": ["zoë", "a/b"], "action": "x"}
+        ),
+    }
+    html = {name: response.content.decode() for name, response in pages.items()}
+    assert all(response.status_code == 200 for response in pages.values()), html
+    expected = {
+        "list": ["Dernière activité", "Réinitialiser les sessions sélectionnées", "Par état",
+                 "à l’instant", "3 sessions, activité la plus récente d’abord"],
+        "search": ["Aucune session pour « nobody ».", "Effacer la recherche"],
+        "state": ["Déplacer tous ceux à hello-&gt;ask_name", "Tout ("],  # Django's "All"
+        "dashboard": ["3 sessions en tout.", "Utilisateurs par flux et par état"],
+        "change": ["Déplacer vers un état", "Étapes planifiées en attente",
+                   "Historique (le plus récent d’abord)", "seulement si toujours à",
+                   "hello-&gt;old_name (redirige vers goodbye-&gt;say_bye)",
+                   "update_session_to : déplacer seulement", "Session de retour"],
+        "no session": ["nobody n’a pas de session."],
+        "reset": ["Réinitialiser la session de <strong>zoë</strong> ?", "Oui, réinitialiser"],
+        "reset state": ["Réinitialiser tous ceux à <strong>hello-&gt;ask_name</strong>"],
+        "move state": ["Les déplacer vers", "Non, revenir"],
+        "reset selected": ["Réinitialiser les sessions de ces", "Oui, réinitialiser 2"],
+    }  # fmt: skip
+    for name, phrases in expected.items():
+        for phrase in phrases:
+            assert phrase in html[name], (name, phrase)
+    english = ["Last activity", "Reset selected", "By state", "just now", "Move to a state",
+               "Pending scheduled steps", "No, take me back", "has no session", "in all",
+               "latest activity first", "Clear the search", "Yes, reset", "redirects to",
+               "Dashboard", "Admin log", "Expires in", "Chatbot sessions", "All ("]  # fmt: skip
+    for name, page in html.items():
+        for phrase in english:
+            assert phrase not in page, (name, phrase)
