@@ -95,7 +95,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
 # -- the HTTP API (stealth_sessions.api, mounted at /api/ in urls.py) -------------------------
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+# No REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]: the API's views carry their own schema class.
 SPECTACULAR_SETTINGS = {
     "TITLE": "stealth_sessions API",
     "DESCRIPTION": "Chatbot sessions (flow->state) for bots over HTTP. See docs/api.md.",
