@@ -5,6 +5,7 @@ the web server, the RQ worker and the private Redis without a traceback."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -98,3 +99,21 @@ def test_the_demo_serves_what_it_prints_and_ctrl_c_stops_everything(tmp_path: Pa
     assert not is_answering(demo.redis_port)  # the private Redis is gone
     for pid in children:  # and the worker with it
         assert not Path(f"/proc/{pid}").exists(), pid
+
+
+def test_importing_the_test_settings_starts_no_process() -> None:
+    """mypy (django-stubs) and `make lint` import tests/settings.py: no redis-server may be
+    left behind. The servers are the pytest plugin's (tests/redis_plugin.py)."""
+    code = (
+        "import os, pathlib, tests.settings\n"
+        "me = str(os.getpid())\n"
+        "stats = [p / 'stat' for p in pathlib.Path('/proc').glob('[0-9]*')]\n"
+        "ppids = [s.read_text().rsplit(')', 1)[-1].split()[1] for s in stats if s.exists()]\n"
+        "print(ppids.count(me))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEALTH_TEST_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
