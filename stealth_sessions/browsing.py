@@ -7,8 +7,9 @@ Two orders:
 - without a user id prefix, newest activity first: each shard's index holds its users by
   slug, then newest activity first; a page merges the ranges of one slug, of a flow's slugs
   or of all, in each shard and then across shards;
-- with ``user_id_prefix``: the user with exactly that id first, then the others found by a
-  bounded walk of the shards' indexes (ZSCAN), in user id order within a page. A page may
+- with ``user_id_prefix`` (or ``user_id_contains``): the user with exactly that id first,
+  then the others whose id starts with it (contains it) found by a bounded walk of the
+  shards' indexes (ZSCAN with a MATCH pattern), in user id order within a page. A page may
   then be shorter than ``limit`` and still have a next one (see PREFIX_SCAN_CALLS).
 """
 
@@ -63,9 +64,14 @@ class Browsing:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[ListedSession], str | None]:
         """A page of sessions with their last activity and pending step counts, and the
-        cursor of the next page (None on the last)."""
+        cursor of the next page (None on the last). ``user_id_contains``: as a prefix
+        search, matching anywhere in the id (``+447700900015`` finds
+        ``whatsapp:+447700900015``); not both."""
+        if user_id_prefix and user_id_contains:
+            raise TypeError("give user_id_prefix or user_id_contains, not both")
         if type(limit) is not int or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an integer from 1 to 1000, not {limit!r}")
         want_slug = want_flow = None
@@ -76,9 +82,11 @@ class Browsing:
         elif flow is not None:
             slugify(flow, "x")  # validates the flow name
             want_flow = flow
-        if user_id_prefix:
-            validate_user_id(user_id_prefix)
-            return self._by_prefix(user_id_prefix, want_slug, want_flow, cursor, limit)
+        if user_id_prefix or user_id_contains:
+            term = validate_user_id(user_id_prefix or user_id_contains)
+            return self._by_prefix(
+                term, want_slug, want_flow, cursor, limit, anywhere=bool(user_id_contains)
+            )
         after = None if cursor is None else _decode_cursor(cursor, "a")
         scope, name = ("slug", want_slug) if want_slug else ("flow", flow) if flow else ("all", "")
         entries = self.store.page_by_activity(scope, name or "", after, limit + 1, self._ttl_ms)
@@ -124,9 +132,12 @@ class Browsing:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[Session], str | None]:
         """``browse()`` without the extras: a page of sessions and the next page's cursor."""
-        page, next_cursor = self.browse(flow, slug, user_id_prefix, cursor, limit)
+        page, next_cursor = self.browse(
+            flow, slug, user_id_prefix, cursor, limit, user_id_contains=user_id_contains
+        )
         return [listed.session for listed in page], next_cursor
 
     def _by_prefix(
@@ -136,14 +147,17 @@ class Browsing:
         want_flow: str | None,
         cursor: str | None,
         limit: int,
+        *,
+        anywhere: bool = False,
     ) -> tuple[list[ListedSession], str | None]:
         """The exact id first (on the first page), then a walk of the shards' indexes from
         the cursor ``<shard>:<zscan cursor>:<matches of that batch already returned>``."""
+        kind = "c" if anywhere else "u"
         if cursor is None:
             shard, zcursor, skip = 0, 0, 0
         else:
             try:
-                shard, zcursor, skip = (int(x) for x in _decode_cursor(cursor, "u").split(":"))
+                shard, zcursor, skip = (int(x) for x in _decode_cursor(cursor, kind).split(":"))
             except ValueError:
                 raise _invalid(cursor) from None
 
@@ -156,7 +170,9 @@ class Browsing:
         calls = PREFIX_SCAN_CALLS
         next_cursor = None
         while shard < SHARDS:
-            batch, after = self.store.scan_user_ids(prefix, shard, zcursor, SCAN_COUNT)
+            batch, after = self.store.scan_user_ids(
+                prefix, shard, zcursor, SCAN_COUNT, anywhere=anywhere
+            )
             batch = [
                 e for e in batch if e.user_id != prefix and _matches(e.slug, want_slug, want_flow)
             ][skip:]
@@ -174,7 +190,7 @@ class Browsing:
                 break
         found.sort(key=lambda e: e.user_id.encode())
         page = exact + self._listed(found, want_slug)
-        return page, None if next_cursor is None else _encode_cursor("u", next_cursor)
+        return page, None if next_cursor is None else _encode_cursor(kind, next_cursor)
 
     def _listed(self, entries: list[IndexEntry], want_slug: str | None) -> list[ListedSession]:
         rows = self.store.rows(entries)
@@ -201,7 +217,8 @@ def _matches(slug: str | None, want_slug: str | None, want_flow: str | None) -> 
 
 
 # A cursor is opaque to callers: base64url of "a:<inv>|<user id>" (by activity) or of
-# "u:<shard>:<zscan cursor>:<skip>" (prefix search), so it travels in a URL as is.
+# "u:<shard>:<zscan cursor>:<skip>" (prefix search; "c:" for a search anywhere in the id), so
+# it travels in a URL as is.
 
 
 def _encode_cursor(kind: str, position: str) -> str:

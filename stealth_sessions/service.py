@@ -330,8 +330,11 @@ class SessionService:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[ListedSession], str | None]:
-        return self.browsing.browse(flow, slug, user_id_prefix, cursor, limit)
+        return self.browsing.browse(
+            flow, slug, user_id_prefix, cursor, limit, user_id_contains=user_id_contains
+        )
 
     def list_sessions(
         self,
@@ -340,8 +343,11 @@ class SessionService:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[Session], str | None]:
-        return self.browsing.list_sessions(flow, slug, user_id_prefix, cursor, limit)
+        return self.browsing.list_sessions(
+            flow, slug, user_id_prefix, cursor, limit, user_id_contains=user_id_contains
+        )
 
     def purge_expired(self) -> int:
         """Drop the users whose session expired from the indexes (see Browsing.purge)."""

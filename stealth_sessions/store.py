@@ -543,15 +543,21 @@ class RedisStore:
         return merge.entries
 
     def scan_user_ids(
-        self, prefix: str, shard: int, cursor: int, count: int
+        self, prefix: str, shard: int, cursor: int, count: int, *, anywhere: bool = False
     ) -> tuple[list[IndexEntry], int]:
         """One ZSCAN call over a shard's index: the entries of users whose id starts with
-        ``prefix`` among about ``count`` members, and the cursor to go on from (0: done)."""
-        pattern = "*|" + "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+        ``prefix`` (``anywhere``: contains it) among about ``count`` members, and the cursor
+        to go on from (0: done)."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+        # Members are "<slug>|<activity>|<user id>" (slugs have no "|"): "*|*x*" may also
+        # match in the activity's hex digits, hence the check on the user id below.
+        pattern = ("*|*" if anywhere else "*|") + escaped + "*"
         key = self.keys.shards[shard].sessions
         with translate_errors("searching sessions"):
             cursor, members = self.client.zscan(key, cursor, match=pattern, count=count)
         entries = IndexEntry.parse_all([member for member, _ in members])
+        if anywhere:
+            return [e for e in entries if prefix in e.user_id], cursor
         return [e for e in entries if e.user_id.startswith(prefix)], cursor
 
     def rows(self, entries: Sequence[IndexEntry]) -> list[Listed | None]:

@@ -162,6 +162,45 @@ def test_an_exact_user_id_comes_first_in_its_prefix_search(service):
     assert ids(service.list_sessions(user_id_prefix="ab")) == ["ab", "abc"]
 
 
+def test_a_search_anywhere_in_the_id_finds_suffixes_and_substrings(service):
+    for user in ("whatsapp:+447700900015", "+447700900015", "+4477009000150", "sms:+1555", "x7"):
+        service.step_to(user, slug="hello->say_hello")
+    # the exact id first, then the others containing it, by user id
+    assert ids(service.list_sessions(user_id_contains="+447700900015")) == [
+        "+447700900015",
+        "+4477009000150",
+        "whatsapp:+447700900015",
+    ]
+    assert ids(service.list_sessions(user_id_contains="app:")) == ["whatsapp:+447700900015"]
+    assert ids(service.list_sessions(user_id_contains="7", slug="hello->say_hello")) == [
+        "+447700900015",
+        "+4477009000150",
+        "whatsapp:+447700900015",
+        "x7",
+    ]
+    # glob characters are searched for as they are; the activity's hex digits never match
+    assert ids(service.list_sessions(user_id_contains="*")) == []
+    assert ids(service.list_sessions(user_id_contains="f")) == []
+
+
+def test_a_search_anywhere_pages_with_its_own_cursor(service, monkeypatch):
+    monkeypatch.setattr(browsing, "PREFIX_SCAN_CALLS", 1)
+    for i in range(12):
+        service.step_to(f"id-{i:02d}-x", slug=SLUGS[0])
+    seen, cursor = [], None
+    while True:
+        page, cursor = service.list_sessions(user_id_contains="-x", cursor=cursor, limit=5)
+        seen += [s.user_id for s in page]
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"id-{i:02d}-x" for i in range(12)]
+    prefix_cursor = service.list_sessions(user_id_prefix="id", limit=1)[1]
+    with pytest.raises(ValueError, match="cursor"):
+        service.list_sessions(user_id_contains="id", cursor=prefix_cursor)
+    with pytest.raises(TypeError):
+        service.list_sessions(user_id_prefix="id", user_id_contains="id")
+
+
 def test_a_prefix_search_narrowed_by_a_filter_stops_at_its_budget(service, monkeypatch):
     monkeypatch.setattr(browsing, "PREFIX_SCAN_CALLS", 1)
     for i in range(12):

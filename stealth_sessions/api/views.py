@@ -16,7 +16,7 @@ from django.http.request import RawPostDataException
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import is_list_serializer
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
@@ -519,9 +519,19 @@ class FlowViewSet(ServiceAPIMixin, viewsets.ViewSet):
         return self.respond({"flows": flows})
 
 
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI document of the API. Every view of the API carries its own schema class
+    (``ServiceSchema``), and the two documentation views none (left out of the document), so
+    neither ``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]`` nor ``SPECTACULAR_SETTINGS`` is needed."""
+
+    schema = None
+
+
 class OfflineSwaggerView(SpectacularSwaggerView):
     """Swagger UI from drf-spectacular-sidecar's static files: no CDN, works offline
     (needs ``drf_spectacular_sidecar`` in INSTALLED_APPS)."""
+
+    schema = None  # not an endpoint of the API: left out of the OpenAPI document
 
     @staticmethod
     def _swagger_ui_resource(filename: str) -> str:
