@@ -92,9 +92,11 @@ def main() -> None:
     print(
         f"purge_expired(): {purged:,} purged in {seconds:.1f} s ({purged / seconds:,.0f} users/s)"
     )
-    assert purged == USERS, purged
-    if time.monotonic() - started < TTL_S:  # else the live ones expired meanwhile
+    if time.monotonic() - started < TTL_S:
+        assert purged == USERS, purged
         assert sum(with_ttl.count_by_state().values()) == LIVE
+    else:  # a slow machine: the live ones expired meanwhile, and were purged too
+        assert USERS <= purged <= USERS + LIVE, purged
     longest(client, scripts)
 
     client.flushall()

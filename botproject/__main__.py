@@ -1,9 +1,16 @@
-"""``python -m botproject`` (or ``make demo``): the demo bot, ready to click through.
+"""``python -m botproject`` (or ``make demo``): the demo bot, ready to chat with.
 
-Uses the Redis named by $REDIS_URL, or else starts a private one (never a Redis it was not
-told about, such as one that happens to listen on 6379), migrates the demo
-database, (re)sets an admin login and a bot API token and prints them, starts an RQ worker for
-scheduled steps, then serves the project on http://127.0.0.1:$PORT/ (default 8000).
+Checks first that the port ($PORT, default 8000) is free, and stops there with a one-line
+error if it is not (nothing started, nothing changed). Then uses the Redis named by
+$REDIS_URL, or else starts a private one (never a Redis it was not told about, such as one that
+happens to listen on 6379), migrates the demo database, (re)sets an admin login and a bot API
+token and prints them, starts an RQ worker for scheduled steps, and serves the project on
+http://127.0.0.1:$PORT/: the chat at /, the admin at /admin/, the API at /api/.
+
+Ctrl-C (or SIGTERM) stops the web server, then the worker, then the private Redis. The worker
+and the Redis run in sessions of their own, so the terminal's Ctrl-C reaches only this process,
+which stops them in that order (a Redis stopped under a running worker makes it print
+tracebacks).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,20 +29,40 @@ from botproject.redis_server import RedisServer, is_answering
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def check_port(value: str) -> int:
+    """The port to serve on, or exit with a one-line error: before anything is started."""
+    try:
+        port = int(value)
+        if not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
+        sys.exit(f"PORT={value!r} is not a port number (1-65535)")
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            sys.exit(
+                f"Port {port} on 127.0.0.1 is in use (another demo?): "
+                f"run on another one with PORT={port + 1} make demo"
+            )
+    return port
+
+
 def find_or_start_redis() -> str:
     url = os.environ.get("REDIS_URL")
-    if url is None:
+    if not url:
         server = RedisServer().start()
         print(f"Started a private redis-server at {server.url} (data not kept)")
         return server.url
     parsed = urlparse(url)
     if not is_answering(parsed.port or 6379, parsed.hostname or "127.0.0.1"):
         sys.exit(f"REDIS_URL={url} does not answer; unset REDIS_URL to use a private Redis")
-    print(f"Using the Redis at {url}")
+    print(f"Using the Redis at {url} (REDIS_URL)")
     return url
 
 
 def main() -> None:
+    port = check_port(os.environ.get("PORT", "8000"))
     # A plain `kill` must still run the cleanups (worker, private redis-server).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     os.environ.setdefault("DEMO_NUDGE_AFTER", "60")  # re-engagement you can watch happen
@@ -49,24 +77,43 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     password, token = ensure_demo_users()
     seeded = seed_conversations()
-    port = os.environ.get("PORT", "8000")
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"], cwd=ROOT
+        [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"],
+        cwd=ROOT,
+        start_new_session=True,  # Ctrl-C reaches us only; we stop it before its Redis
     )
+    base = f"http://127.0.0.1:{port}"
     print(
-        f"\n  Admin:  http://127.0.0.1:{port}/admin/   login: admin / {password}\n"
-        f"  API:    http://127.0.0.1:{port}/api/      header: Authorization: Token {token}\n"
-        f"  Docs:   http://127.0.0.1:{port}/api/docs/\n"
+        f"\n  Chat:   {base}/            each browser tab is a new user\n"
+        f"  Admin:  {base}/admin/      login: admin / {password}\n"
+        f"  API:    {base}/api/sessions/   header: Authorization: Token {token}\n"
+        f"  Docs:   {base}/api/docs/\n"
         f"  Worker: an RQ worker runs scheduled steps: a user left at hello->ask_name is\n"
         f"          nudged (follow_up->nudge) after {os.environ['DEMO_NUDGE_AFTER']} s\n"
-        f"  A bot:  .venv/bin/python examples/bot_client.py http://127.0.0.1:{port}/api/ {token}\n"
-        + (f"  Seeded: {seeded} users mid-conversation, in the admin\n" if seeded else ""),
+        f"  A bot:  .venv/bin/python examples/bot_client.py {base}/\n"
+        + (f"  Seeded: {seeded} users mid-conversation, in the admin\n" if seeded else "")
+        + "  Stop:   Ctrl-C\n",
         flush=True,
     )
     try:
-        call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+        # insecure_serving: the chat's static files are served even with DJANGO_DEBUG=0.
+        call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, insecure_serving=True)
+    except KeyboardInterrupt:
+        pass
     finally:
+        stop(worker)
+        print("Demo stopped.", flush=True)
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: RQ's warm shutdown (the current job ends, the scheduler stops)."""
+    if worker.poll() is None:
         worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def seed_conversations() -> int:
@@ -124,4 +171,8 @@ def ensure_demo_users() -> tuple[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C while starting: the atexit cleanups still run
+        print("\nDemo stopped.", file=sys.stderr)
+        sys.exit(130)

@@ -1,4 +1,5 @@
-"""The demo bot's flow map."""
+"""The demo bot's flow map: a greeting that asks the name, a branch to an order (with a way
+back from the topping to the size) or to goodbye, and a re-engagement flow."""
 
 from stealth_sessions.flows import FlowMap, State
 

@@ -115,6 +115,9 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal does not stop it under its clients
+            # (the demo's RQ worker); its owner stops it, last.
+            start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while not is_answering(self.port):

@@ -29,6 +29,8 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DEMO_DB", BASE_DIR / "var" / "demo.sqlite3"),
+        # The web server and the RQ worker both write the outbox (botproject/models.py).
+        "OPTIONS": {"timeout": 20},
     }
 }
 CACHES = {
@@ -48,7 +50,7 @@ STEALTH_SESSIONS = {
 }
 RQ_QUEUES = {"default": {"URL": REDIS_URL}}
 # Scheduled steps run in `python manage.py rqworker default --with-scheduler`; a user left at
-# hello->ask_name is nudged after this many seconds (botproject/bot.py).
+# hello->ask_name is nudged after this many seconds (botproject/bot.py; `make demo`: 60).
 DEMO_NUDGE_AFTER = int(os.environ.get("DEMO_NUDGE_AFTER", 24 * 3600))
 
 INSTALLED_APPS = [
@@ -90,10 +92,12 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
+# The chat page's script and styles (top-level static/, served by runserver: no CDN).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
 # -- the HTTP API (stealth_sessions.api, mounted at /api/ in urls.py) -------------------------
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+# No REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]: the API's views carry their own schema class.
 SPECTACULAR_SETTINGS = {
     "TITLE": "stealth_sessions API",
     "DESCRIPTION": "Chatbot sessions (flow->state) for bots over HTTP. See docs/api.md.",

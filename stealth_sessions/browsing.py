@@ -7,8 +7,9 @@ Two orders:
 - without a user id prefix, newest activity first: each shard's index holds its users by
   slug, then newest activity first; a page merges the ranges of one slug, of a flow's slugs
   or of all, in each shard and then across shards;
-- with ``user_id_prefix``: the user with exactly that id first, then the others found by a
-  bounded walk of the shards' indexes (ZSCAN), in user id order within a page. A page may
+- with ``user_id_prefix`` (or ``user_id_contains``): the user with exactly that id first,
+  then the others whose id starts with it (contains it) found by a bounded walk of the
+  shards' indexes (ZSCAN with a MATCH pattern), in user id order within a page. A page may
   then be shorter than ``limit`` and still have a next one (see PREFIX_SCAN_CALLS).
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from .exceptions import InvalidCursor
 from .keys import SHARDS
 from .slugs import parse, slugify
-from .store import IndexEntry, Listed, Plan, RedisStore, Stored, decode
+from .store import IndexEntry, Listed, Plan, RedisStore, Stored, decode, inverted, now_ms
 from .users import validate_user_id
 from .values import ListedSession, Session, from_ms
 
@@ -66,8 +67,11 @@ class Browsing:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[ListedSession], str | None]:
-        return self.store.run(self.plan_browse(flow, slug, user_id_prefix, cursor, limit))
+        return self.store.run(
+            self.plan_browse(flow, slug, user_id_prefix, cursor, limit, user_id_contains)
+        )
 
     def plan_browse(
         self,
@@ -76,9 +80,14 @@ class Browsing:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> Plan[tuple[list[ListedSession], str | None]]:
         """A page of sessions with their last activity and pending step counts, and the
-        cursor of the next page (None on the last)."""
+        cursor of the next page (None on the last). ``user_id_contains``: as a prefix
+        search, matching anywhere in the id (``+447700900015`` finds
+        ``whatsapp:+447700900015``); not both."""
+        if user_id_prefix and user_id_contains:
+            raise TypeError("give user_id_prefix or user_id_contains, not both")
         if type(limit) is not int or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an integer from 1 to 1000, not {limit!r}")
         want_slug = want_flow = None
@@ -89,9 +98,13 @@ class Browsing:
         elif flow is not None:
             slugify(flow, "x")  # validates the flow name
             want_flow = flow
-        if user_id_prefix:
-            validate_user_id(user_id_prefix)
-            return (yield from self._by_prefix(user_id_prefix, want_slug, want_flow, cursor, limit))
+        if user_id_prefix or user_id_contains:
+            term = validate_user_id(user_id_prefix or user_id_contains)
+            return (
+                yield from self._by_prefix(
+                    term, want_slug, want_flow, cursor, limit, anywhere=bool(user_id_contains)
+                )
+            )
         after = None if cursor is None else _decode_cursor(cursor, "a")
         scope, name = ("slug", want_slug) if want_slug else ("flow", flow) if flow else ("all", "")
         entries = yield from self.store.plan_page_by_activity(
@@ -102,6 +115,41 @@ class Browsing:
             return page, None
         return page, _encode_cursor("a", entries[limit - 1].cursor)
 
+    def walk_state(
+        self, slug: str, cursor: str | None = None, limit: int = 500
+    ) -> tuple[list[ListedSession], str | None]:
+        return self.store.run(self.plan_walk_state(slug, cursor, limit))
+
+    def plan_walk_state(
+        self, slug: str, cursor: str | None = None, limit: int = 500
+    ) -> Plan[tuple[list[ListedSession], str | None]]:
+        """The users at ``slug``, shard by shard (not newest first): a page and the cursor to
+        go on from (None: the walk is done). Each page is one bounded range read of one
+        shard's index and one pipelined read of its users, whatever the state's size: the
+        walk of bulk operations, which change users as they go. A page may be empty with a
+        next cursor (a shard's range held only expired or moved users)."""
+        if type(limit) is not int or not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+        slug = slugify(*parse(slug))
+        lo, hi = f"[{slug}|", f"({slug}}}"  # '}' follows '|'
+        shard, after = 0, lo
+        if cursor is not None:
+            number, _, position = _decode_cursor(cursor, "s").partition(":")
+            if not number.isdigit() or int(number) >= SHARDS:
+                raise _invalid(cursor)
+            shard, after = int(number), f"({slug}|{position}" if position else lo
+        entries, resume = yield from self.store.plan_walk_index(shard, after, hi, limit)
+        if self._ttl_ms is not None:
+            cut = inverted(now_ms() - self._ttl_ms)
+            entries = [e for e in entries if e.inv < cut]
+        page = yield from self._listed(entries, slug)
+        if resume is not None:
+            position = resume.decode("utf-8", "replace").partition("|")[2]
+            return page, _encode_cursor("s", f"{shard}:{position}")
+        if shard + 1 < SHARDS:
+            return page, _encode_cursor("s", f"{shard + 1}:")
+        return page, None
+
     def list_sessions(
         self,
         flow: str | None = None,
@@ -109,8 +157,11 @@ class Browsing:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[Session], str | None]:
-        return self.store.run(self.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit))
+        return self.store.run(
+            self.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit, user_id_contains)
+        )
 
     def plan_list_sessions(
         self,
@@ -119,9 +170,12 @@ class Browsing:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> Plan[tuple[list[Session], str | None]]:
         """``browse()`` without the extras: a page of sessions and the next page's cursor."""
-        page, next_cursor = yield from self.plan_browse(flow, slug, user_id_prefix, cursor, limit)
+        page, next_cursor = yield from self.plan_browse(
+            flow, slug, user_id_prefix, cursor, limit, user_id_contains=user_id_contains
+        )
         return [listed.session for listed in page], next_cursor
 
     def _by_prefix(
@@ -131,14 +185,17 @@ class Browsing:
         want_flow: str | None,
         cursor: str | None,
         limit: int,
+        *,
+        anywhere: bool = False,
     ) -> Plan[tuple[list[ListedSession], str | None]]:
         """The exact id first (on the first page), then a walk of the shards' indexes from
         the cursor ``<shard>:<zscan cursor>:<matches of that batch already returned>``."""
+        kind = "c" if anywhere else "u"
         if cursor is None:
             shard, zcursor, skip = 0, 0, 0
         else:
             try:
-                shard, zcursor, skip = (int(x) for x in _decode_cursor(cursor, "u").split(":"))
+                shard, zcursor, skip = (int(x) for x in _decode_cursor(cursor, kind).split(":"))
             except ValueError:
                 raise _invalid(cursor) from None
 
@@ -152,7 +209,7 @@ class Browsing:
         next_cursor = None
         while shard < SHARDS:
             batch, after = yield from self.store.plan_scan_user_ids(
-                prefix, shard, zcursor, SCAN_COUNT
+                prefix, shard, zcursor, SCAN_COUNT, anywhere=anywhere
             )
             batch = [
                 e for e in batch if e.user_id != prefix and _matches(e.slug, want_slug, want_flow)
@@ -171,7 +228,7 @@ class Browsing:
                 break
         found.sort(key=lambda e: e.user_id.encode())
         page = exact + (yield from self._listed(found, want_slug))
-        return page, None if next_cursor is None else _encode_cursor("u", next_cursor)
+        return page, None if next_cursor is None else _encode_cursor(kind, next_cursor)
 
     def _listed(
         self, entries: list[IndexEntry], want_slug: str | None
@@ -200,7 +257,8 @@ def _matches(slug: str | None, want_slug: str | None, want_flow: str | None) -> 
 
 
 # A cursor is opaque to callers: base64url of "a:<inv>|<user id>" (by activity) or of
-# "u:<shard>:<zscan cursor>:<skip>" (prefix search), so it travels in a URL as is.
+# "u:<shard>:<zscan cursor>:<skip>" (prefix search; "c:" for a search anywhere in the id), so
+# it travels in a URL as is.
 
 
 def _encode_cursor(kind: str, position: str) -> str:

@@ -11,6 +11,7 @@ from .exceptions import (
     BulkOperationFailed,
     InvalidStateTransition,
     SessionConflict,
+    SessionInterrupted,
     StealthSessionsError,
 )
 from .slugs import parse
@@ -20,7 +21,7 @@ from .values import BulkOutcome, Session
 if TYPE_CHECKING:
     from .service import SessionService
 
-# Users read per page while walking a state's index.
+# Users read per page while walking a state's index (one shard's range at a time).
 BATCH = 500
 
 
@@ -31,13 +32,16 @@ class BulkOperations:
         self.service = service
 
     def reset_many(self, user_ids: Iterable[str]) -> BulkOutcome:
-        """Reset each of ``user_ids``; those without a session count as skipped."""
+        """Reset each of ``user_ids``; those without a session, or locked by another owner,
+        count as skipped."""
         ids = [validate_user_id(user_id) for user_id in user_ids]  # all checked before any write
         changed: list[str] = []
         for user_id in ids:
             try:
                 if self.service.reset(user_id):
                     changed.append(user_id)
+            except SessionInterrupted:
+                continue  # busy (another owner holds their lock): skipped
             except Exception as exc:
                 skipped = ids.index(user_id) - len(changed)
                 if self._changed_anyway(user_id, None):
@@ -77,12 +81,12 @@ class BulkOperations:
         skipped = 0
         cursor = None
         while True:
-            page, cursor = self.service.browse(slug=slug, cursor=cursor, limit=BATCH)
+            page, cursor = self.service.browsing.walk_state(slug, cursor, BATCH)
             for listed in page:
                 try:
                     done = apply(listed.session)
-                except SessionConflict:
-                    done = False
+                except (SessionConflict, SessionInterrupted):
+                    done = False  # moved meanwhile, or busy (locked): left as they are
                 except Exception as exc:
                     user_id = listed.session.user_id
                     if self._changed_anyway(user_id, listed.session.version):

@@ -49,7 +49,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     rules = {
         "CACHE": (lambda v: isinstance(v, str) and v != "", "a cache alias"),
-        "SESSION_TTL": (lambda v: v is None or _positive_int(v), "None or a positive int (s)"),
+        # 0: never expire, as in Stealth (the same as None).
+        "SESSION_TTL": (
+            lambda v: v is None or v == 0 and type(v) is int or _positive_int(v),
+            "None or 0 (never expire) or a positive int (s)",
+        ),
         "FLOW_MAP": (lambda v: v is None or isinstance(v, str), "None or a dotted path"),
         "KEY_NAMESPACE": (
             lambda v: isinstance(v, str) and v != "" and not set(v) & set("{}* ?[]\t\n"),
@@ -59,12 +63,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         "HISTORY_LENGTH": (lambda v: _positive_int(v) and v <= 1000, "an int from 1 to 1000"),
         "LOCK_TIMEOUT": (_positive_number, "a positive number of seconds"),
         "CONFLICT_RETRIES": (_positive_int, "a positive int"),
+        "CATCH_ALL_TTL": (_positive_int, "a positive int (s)"),
         "SCHEDULER": (lambda v: v is None or isinstance(v, str), "None or a dotted path"),
         "SCHEDULER_QUEUE": (lambda v: isinstance(v, str) and v != "", "a queue name"),
         "TASKS_BACKEND": (lambda v: isinstance(v, str) and v != "", "an alias of TASKS"),
         "STEP_SWEEP_GRACE": (_positive_number, "a positive number of seconds"),
         "STEP_OUTCOMES_LENGTH": (_positive_int, "a positive int"),
         "STEP_OUTCOMES_TTL": (_positive_int, "a positive int (s)"),
+        "STEP_LOCKED_RETRY_DELAY": (_positive_number, "a positive number of seconds"),
+        "STEP_LOCKED_RETRIES": (_positive_int, "a positive int"),
         "BULK_JOB_LEASE": (_positive_number, "a positive number of seconds"),
         "METRICS": (lambda v: isinstance(v, bool), "True or False"),
     }

@@ -14,6 +14,9 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_LENGTH": 50,
     "LOCK_TIMEOUT": 30,
     "CONFLICT_RETRIES": 20,
+    # Seconds a catch-all counter lives after the user's last failure at a state (Stealth: 15
+    # minutes).
+    "CATCH_ALL_TTL": 900,
     # Scheduled steps (step_to_in / step_to_at): see docs/scheduling.md. None: no engine, so
     # a bare install (no extras) passes its checks; scheduling a step then raises.
     "SCHEDULER": None,
@@ -23,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "STEP_SWEEP_GRACE": 300,
     "STEP_OUTCOMES_LENGTH": 20,
     "STEP_OUTCOMES_TTL": 30 * 24 * 3600,
+    # A step firing while another owner holds the user's lock is retried this much later,
+    # at most this many times (together: longer than LOCK_TIMEOUT, its auto-release).
+    "STEP_LOCKED_RETRY_DELAY": 2,
+    "STEP_LOCKED_RETRIES": 30,
     # Background bulk changes (stealth_sessions.jobs).
     "BULK_JOB_LEASE": 60,
     # Prometheus metrics (stealth_sessions.metrics; needs prometheus_client).
@@ -84,6 +91,11 @@ class Settings:
     def CONFLICT_RETRIES(self) -> int:
         return self._get("CONFLICT_RETRIES")
 
+    @property
+    def CATCH_ALL_TTL(self) -> int:
+        """Seconds a catch-all counter (record_failure) lives after its last failure."""
+        return self._get("CATCH_ALL_TTL")
+
     # -- scheduled steps -----------------------------------------------------------------
 
     @property
@@ -114,6 +126,16 @@ class Settings:
     @property
     def STEP_OUTCOMES_TTL(self) -> int:
         return self._get("STEP_OUTCOMES_TTL")
+
+    @property
+    def STEP_LOCKED_RETRY_DELAY(self) -> float:
+        """Seconds after which a step that fired while the user was locked is tried again."""
+        return self._get("STEP_LOCKED_RETRY_DELAY")
+
+    @property
+    def STEP_LOCKED_RETRIES(self) -> int:
+        """How often a step is tried again while the user stays locked; then it fails."""
+        return self._get("STEP_LOCKED_RETRIES")
 
     @property
     def BULK_JOB_LEASE(self) -> float:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .values import LockInfo
+
 
 class StealthSessionsError(Exception):
     """Base class of every error raised by stealth_sessions."""
@@ -40,7 +45,18 @@ class SessionConflict(StealthSessionsError):
 
 
 class SessionLocked(StealthSessionsError):
-    """The per-user lock could not be acquired in time, or was lost before release."""
+    """The per-user lock could not be acquired in time, or was lost before release.
+    ``lock``: who holds it (a LockInfo), when known."""
+
+    def __init__(self, message: str, lock: LockInfo | None = None) -> None:
+        self.lock = lock
+        super().__init__(message)
+
+
+class SessionInterrupted(SessionLocked):
+    """Another owner holds the user's lock (``lock``, a LockInfo): this write was not applied
+    and nothing was written (Stealth's interrupt detection). Retry after the lock's release,
+    or do the work inside the owner's ``with sessions.lock(user_id):``."""
 
 
 class BulkOperationFailed(StealthSessionsError):

@@ -21,9 +21,13 @@ from .slugs import SEPARATOR, is_identifier, parse, slugify
 
 
 class State:
-    """A state of a flow; ``fails_to``/``redirects_to`` become full slugs once declared."""
+    """A state of a flow; ``fails_to``/``redirects_to`` become full slugs once declared.
 
-    __slots__ = ("name", "flow", "fails_to", "redirects_to", "opts")
+    As in Stealth, ``str(state)`` is its name, and the states of a flow compare by their
+    position in it (``<``, ``>``, ``sorted()``); comparing states of two flows, or a state not
+    declared yet, is a TypeError."""
+
+    __slots__ = ("name", "flow", "fails_to", "redirects_to", "opts", "position")
 
     def __init__(
         self,
@@ -40,6 +44,36 @@ class State:
         self.fails_to = fails_to
         self.redirects_to = redirects_to
         self.opts: dict[str, Any] = opts
+        #: Its index in its flow, once declared.
+        self.position: int | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+    def _order(self, other: object) -> tuple[int, int] | None:
+        if not isinstance(other, State):
+            return None
+        if self.flow is None or other.flow is None or self.flow != other.flow:
+            raise TypeError(
+                f"Only states of one flow compare by position, not {self!r} and {other!r}"
+            )
+        return self.position, other.position  # type: ignore[return-value]
+
+    def __lt__(self, other: object) -> bool:
+        pair = self._order(other)
+        return NotImplemented if pair is None else pair[0] < pair[1]
+
+    def __le__(self, other: object) -> bool:
+        pair = self._order(other)
+        return NotImplemented if pair is None else pair[0] <= pair[1]
+
+    def __gt__(self, other: object) -> bool:
+        pair = self._order(other)
+        return NotImplemented if pair is None else pair[0] > pair[1]
+
+    def __ge__(self, other: object) -> bool:
+        pair = self._order(other)
+        return NotImplemented if pair is None else pair[0] >= pair[1]
 
     @property
     def slug(self) -> str:
@@ -109,6 +143,7 @@ class FlowMap:
                 raise ValueError(f"State {src.name!r} is declared twice in flow {name!r}")
             state = State(src.name, **src.opts)
             state.flow = name
+            state.position = len(declared)
             if src.fails_to:
                 state.fails_to = _full_slug(name, src.fails_to, "fails_to", src.name)
             if src.redirects_to:
@@ -164,6 +199,14 @@ class FlowMap:
         self.validate(flow, state)
         index = min(max(names.index(state) + n, 0), len(names) - 1)
         return slugify(flow, names[index])
+
+    def retry_target(self, slug: str) -> str:
+        """Where a catch-all sends a user who failed at ``slug`` (Stealth's default
+        catch-all): the state's ``fails_to``, else the state two before it in its flow
+        (clamped at the first state). InvalidStateTransition if ``slug`` is not declared."""
+        flow, name = parse(slug)
+        state = self.state(flow, name)
+        return state.fails_to or self.offset(slug, -2)
 
     def landing(self, slug: str) -> str | None:
         """Where a step into ``slug`` lands (itself, or the end of its redirects); None if

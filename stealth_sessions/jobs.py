@@ -38,7 +38,12 @@ from django.utils import timezone
 from . import metrics
 from .conf import conf
 from .context import origin
-from .exceptions import InvalidStateTransition, SessionConflict, SessionStoreUnavailable
+from .exceptions import (
+    InvalidStateTransition,
+    SessionConflict,
+    SessionInterrupted,
+    SessionStoreUnavailable,
+)
 from .slugs import parse
 from .store import Lease, RedisStore
 from .values import Session, from_ms, to_ms
@@ -270,7 +275,7 @@ class BulkJobs:
                     keeper.renew()
                     self._save(job_id, status=CANCELLED, active=False)
                     return CANCELLED
-                page, next_cursor = self.service.browse(slug=slug, cursor=cursor, limit=BATCH)
+                page, next_cursor = self.service.browsing.walk_state(slug, cursor, BATCH)
                 batch = [[row.session.user_id, row.session.version] for row in page]
                 keeper.renew()
                 self._save(job_id, batch=json.dumps(batch))
@@ -279,7 +284,8 @@ class BulkJobs:
                         keeper.renew_when_due()
                         try:
                             apply(row.session)
-                        except SessionConflict:
+                        except (SessionConflict, SessionInterrupted):
+                            # Moved meanwhile, or busy (locked): left as they are.
                             counts["skipped"] += 1
                         except SessionStoreUnavailable:
                             raise

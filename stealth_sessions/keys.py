@@ -13,6 +13,7 @@ gather from the ``SHARDS`` shards. The layout is the same on a single Redis and 
     <base>:{NN}:lock:<user_id>           per-user lock
     <base>:{NN}:steps:<user_id>          pending scheduled steps: step id -> JSON record
     <base>:{NN}:step_outcomes:<user_id>  latest outcomes of scheduled steps
+    <base>:{NN}:failures:<user_id>       catch-all levels: slug -> '<count>|<expires ms>'
 
     <base>:{NN}:sessions    the shard's users, by slug then newest activity (a lex ZSET)
     <base>:{NN}:slugs       the slugs in use in the shard (a SET)
@@ -66,6 +67,7 @@ class UserKeys:
     lock: str
     steps: str
     step_outcomes: str
+    failures: str
 
 
 class KeySpace:
@@ -93,6 +95,7 @@ class KeySpace:
             f"{tag}:lock:{user_id}",
             f"{tag}:steps:{user_id}",
             f"{tag}:step_outcomes:{user_id}",
+            f"{tag}:failures:{user_id}",
         )
 
     def session_keys(self, user_id: str) -> tuple[str, str, str, str]:

@@ -5,7 +5,8 @@ registry, which django-prometheus's ``/metrics`` view and prometheus_client's ow
 
     stealth_sessions_transitions_total{method, origin}   transitions written
     stealth_sessions_scheduled_steps_total{outcome}      scheduled steps run (applied,
-                                                         dropped, failed, gone, early, error)
+                                                         dropped, failed, gone, early,
+                                                         retried, error)
     stealth_sessions_scheduled_step_lag_seconds          from a step's due time to applied
     stealth_sessions_store_errors_total{where}           SessionStoreUnavailable: answered as
                                                          a 503 (api, admin) or met by a job
@@ -13,8 +14,8 @@ registry, which django-prometheus's ``/metrics`` view and prometheus_client's ow
                                                          the indexes on each scrape
 
 Counting costs nothing when METRICS is off: the hooks below (called by the service, the
-scheduled steps and the views) return at once. Each process counts its own (web servers, RQ workers): see the
-README's "Operating" for exposing a worker's.
+scheduled steps and the views) return at once. Each process counts its own (web servers, RQ
+workers): see the README's "Operating" for exposing a worker's.
 """
 
 from __future__ import annotations

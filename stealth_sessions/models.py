@@ -5,6 +5,7 @@ for the admin's bulk actions. An instance stands for one user's session (its adm
 are keyed by user id); nothing is ever saved."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Session(models.Model):
@@ -13,9 +14,9 @@ class Session(models.Model):
     class Meta:
         managed = False
         default_permissions = ("view", "change")
-        permissions = [("bulk_change_session", "Can reset and move many sessions at once")]
-        verbose_name = "session"
-        verbose_name_plural = "sessions"
+        permissions = [("bulk_change_session", _("Can reset and move many sessions at once"))]
+        verbose_name = _("session")
+        verbose_name_plural = _("sessions")
 
     def __str__(self) -> str:
         return self.user_id

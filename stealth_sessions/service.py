@@ -22,6 +22,8 @@ from .exceptions import (
     InvalidStateTransition,
     NoBackToSession,
     SessionConflict,
+    SessionInterrupted,
+    SessionLocked,
 )
 from .flows import FlowMap
 from .jobs import BulkJobs
@@ -33,6 +35,7 @@ from .users import validate_user_id
 from .values import (
     BulkOutcome,
     ListedSession,
+    LockInfo,
     ScheduledStep,
     Session,
     StepOutcome,
@@ -79,14 +82,18 @@ class SessionService:
         scheduler: StepScheduler | None = None,
         step_outcomes_length: int = 20,
         step_outcomes_ttl: int = 30 * 24 * 3600,
+        step_locked_retries: int = 30,
+        step_locked_retry_delay: float = 2,
+        catch_all_ttl: int = 900,
     ) -> None:
         self.store = store
         self.flow_map = flow_map
-        self.ttl = ttl
+        self.ttl = ttl or None  # 0: never expire, as in Stealth
         self._ttl_ms = ttl * 1000 if ttl else None
         self.history_length = history_length
         self.lock_timeout = lock_timeout
         self.conflict_retries = conflict_retries
+        self.catch_all_ttl = catch_all_ttl
         self._slugs: dict[bytes, tuple[str, str | None, str | None, str | None]] = {}
         self._slugs_generation = -1
         self.browsing = Browsing(store, self._session, self._ttl_ms)
@@ -96,6 +103,8 @@ class SessionService:
             scheduler,
             outcomes_length=step_outcomes_length,
             outcomes_ttl=step_outcomes_ttl,
+            locked_retries=step_locked_retries,
+            locked_retry_delay=step_locked_retry_delay,
         )
         self.bulk = BulkOperations(self)
         self.jobs = BulkJobs(self, store)
@@ -371,6 +380,8 @@ class SessionService:
         written = yield from self.store.plan_set_back_to(
             user_id, target, expected_version=expected_version, ttl_ms=self._ttl_ms
         )
+        if written.status is Status.INTERRUPTED:
+            raise interrupted(user_id, written)
         if written.status is Status.NO_SESSION:
             raise InvalidStateTransition(f"User {user_id!r} has no session to set a back-to on")
         if written.status is Status.CONFLICT:
@@ -393,6 +404,8 @@ class SessionService:
             keep=self.scheduled.outcomes_length,
             ttl_ms=self.scheduled.outcomes_ttl * 1000,
         )
+        if written.status is Status.INTERRUPTED:
+            raise interrupted(user_id, written)
         if written.status is Status.CONFLICT:
             raise SessionConflict(user_id, expected_version, written.version)  # type: ignore[arg-type]
         yield from self.scheduled.announce_cancelled(user_id, cancelled)
@@ -402,6 +415,34 @@ class SessionService:
         yield Send(signals.session_reset, {"user_id": user_id, "session": session})
         return True
 
+    # -- catch-all levels (Stealth's catch_all) -------------------------------------------
+
+    def record_failure(self, user_id: str) -> int:
+        """Count a failure (the catch-all fired) at the user's current slug; returns its
+        level: 1 the first time, 2 the next... Each slug's counter lapses CATCH_ALL_TTL
+        seconds (default 900, Stealth's 15 minutes) after its last failure; ``reset`` removes
+        them. InvalidStateTransition if the user has no session (nothing is counted)."""
+        return self._run(self._record_failure(user_id))
+
+    def _record_failure(self, user_id: str) -> Plan[int]:
+        failures = yield from self.store.plan_failures(
+            validate_user_id(user_id), record=True, ttl_ms=self.catch_all_ttl * 1000
+        )
+        if failures.slug is None:
+            raise InvalidStateTransition(f"User {user_id!r} has no session to count a failure at")
+        return failures.level
+
+    def failure_level(self, user_id: str) -> int:
+        """How many failures were counted at the user's current slug within CATCH_ALL_TTL
+        of each other (0: none, or no session)."""
+        return self._run(self._failure_level(user_id))
+
+    def _failure_level(self, user_id: str) -> Plan[int]:
+        failures = yield from self.store.plan_failures(
+            validate_user_id(user_id), record=False, ttl_ms=self.catch_all_ttl * 1000
+        )
+        return failures.level
+
     # -- locks ---------------------------------------------------------------------------
 
     @contextmanager
@@ -409,7 +450,12 @@ class SessionService:
         self, user_id: str, timeout: float | None = None, blocking_timeout: float | None = None
     ) -> Iterator[None]:
         """A per-user lock with an owner token, auto-released after ``timeout`` seconds.
-        Waits up to ``blocking_timeout`` seconds (None: until acquired), then SessionLocked."""
+        Waits up to ``blocking_timeout`` seconds (None: until acquired), then SessionLocked.
+
+        While it is held, the user's transitions, back-to writes and resets from any other
+        owner (thread, asyncio task, process, the API, the admin, a scheduled step) raise
+        SessionInterrupted and write nothing; the code inside the block (and the actions and
+        receivers it runs) writes normally, and may enter ``lock(user_id)`` again."""
         with self.store.lock(
             validate_user_id(user_id),
             timeout=self.lock_timeout if timeout is None else timeout,
@@ -422,7 +468,9 @@ class SessionService:
         self, user_id: str, timeout: float | None = None, blocking_timeout: float | None = None
     ) -> AsyncIterator[None]:
         """``lock`` as an async context manager (``async with service.alock(user_id):``); it
-        excludes sync holders of the same user's lock too."""
+        excludes sync holders of the same user's lock too. Owned by the asyncio task (and
+        the tasks it creates inside the block): its writes go through, any other owner's
+        raise SessionInterrupted; the task may enter ``alock(user_id)`` again."""
         async with self.store.alock(
             validate_user_id(user_id),
             timeout=self.lock_timeout if timeout is None else timeout,
@@ -435,6 +483,11 @@ class SessionService:
 
     async def ais_locked(self, user_id: str) -> bool:
         return await self._arun(self.store.plan_is_locked(validate_user_id(user_id)))
+
+    def current_lock(self, user_id: str) -> LockInfo | None:
+        """Who holds the user's lock (since, until its auto-release, the slug the user was at
+        when it was taken), or None when it is free."""
+        return self._run(self.store.plan_current_lock(validate_user_id(user_id)))
 
     # -- the collaborators' methods, on the service (documented there) --------------------
 
@@ -451,8 +504,11 @@ class SessionService:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[ListedSession], str | None]:
-        return self._run(self.browsing.plan_browse(flow, slug, user_id_prefix, cursor, limit))
+        return self._run(
+            self.browsing.plan_browse(flow, slug, user_id_prefix, cursor, limit, user_id_contains)
+        )
 
     async def abrowse(
         self,
@@ -461,9 +517,10 @@ class SessionService:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[ListedSession], str | None]:
         return await self._arun(
-            self.browsing.plan_browse(flow, slug, user_id_prefix, cursor, limit)
+            self.browsing.plan_browse(flow, slug, user_id_prefix, cursor, limit, user_id_contains)
         )
 
     def list_sessions(
@@ -473,9 +530,12 @@ class SessionService:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[Session], str | None]:
         return self._run(
-            self.browsing.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit)
+            self.browsing.plan_list_sessions(
+                flow, slug, user_id_prefix, cursor, limit, user_id_contains
+            )
         )
 
     async def alist_sessions(
@@ -485,9 +545,12 @@ class SessionService:
         user_id_prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        user_id_contains: str | None = None,
     ) -> tuple[list[Session], str | None]:
         return await self._arun(
-            self.browsing.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit)
+            self.browsing.plan_list_sessions(
+                flow, slug, user_id_prefix, cursor, limit, user_id_contains
+            )
         )
 
     def purge_expired(self) -> int:
@@ -513,10 +576,11 @@ class SessionService:
         state: str | None = None,
         session: Session | None = None,
         if_unchanged: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> ScheduledStep:
         return self._run(
             self.scheduled.plan_step_to_in(
-                user_id, delay, (slug, flow, state, session), if_unchanged
+                user_id, delay, (slug, flow, state, session), if_unchanged, data
             )
         )
 
@@ -530,10 +594,11 @@ class SessionService:
         state: str | None = None,
         session: Session | None = None,
         if_unchanged: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> ScheduledStep:
         return await self._arun(
             self.scheduled.plan_step_to_in(
-                user_id, delay, (slug, flow, state, session), if_unchanged
+                user_id, delay, (slug, flow, state, session), if_unchanged, data
             )
         )
 
@@ -547,10 +612,11 @@ class SessionService:
         state: str | None = None,
         session: Session | None = None,
         if_unchanged: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> ScheduledStep:
         return self._run(
             self.scheduled.plan_step_to_at(
-                user_id, when, (slug, flow, state, session), if_unchanged
+                user_id, when, (slug, flow, state, session), if_unchanged, data
             )
         )
 
@@ -564,10 +630,11 @@ class SessionService:
         state: str | None = None,
         session: Session | None = None,
         if_unchanged: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> ScheduledStep:
         return await self._arun(
             self.scheduled.plan_step_to_at(
-                user_id, when, (slug, flow, state, session), if_unchanged
+                user_id, when, (slug, flow, state, session), if_unchanged, data
             )
         )
 
@@ -639,6 +706,17 @@ class SessionService:
             self._slugs[raw] = (slug, flow, state, landing)
         return slug, flow, state, landing
 
+    def _stored_flow(self, slug: str) -> str | None:
+        """The flow of a stored slug whose state is not in the flow map (removed in a
+        deploy), if the flow still is: ``state=`` alone keeps the user in it, as in Stealth."""
+        try:
+            flow, _state = parse(slug)
+        except InvalidSlug:
+            return None
+        if self.flow_map is not None and flow not in self.flow_map.flows():
+            return None
+        return flow
+
     def _checked(self, slug: str) -> str:
         """Validate ``slug`` against the flow map and follow its redirects."""
         if self.flow_map is None:
@@ -683,12 +761,13 @@ class SessionService:
         slugify("flow", state)  # type: ignore[arg-type]  # validates the state name now
 
         def in_current_flow(current: Session | None) -> str:
-            if current is None or current.flow is None:
+            flow = None if current is None else current.flow or self._stored_flow(current.slug)
+            if flow is None:
                 raise InvalidStateTransition(
                     f"state={state!r} alone stays in the current flow, but the user has "
                     + ("no session" if current is None else f"the unusable slug {current.slug!r}")
                 )
-            return self._checked(slugify(current.flow, state))  # type: ignore[arg-type]
+            return self._checked(slugify(flow, state))  # type: ignore[arg-type]
 
         return in_current_flow
 
@@ -703,9 +782,10 @@ class SessionService:
         expected_version: int | None,
         needs_current: bool,
         step: tuple[str, bool, str | None] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> Plan[Session]:
         """The one write path of transitions. Raises StepNotApplied when ``step`` (a scheduled
-        step firing) was not applied."""
+        step firing, with its ``data``) was not applied."""
         validate_user_id(user_id)
         if not needs_current and not signals.pre_transition.has_listeners(SessionService):
             # The fast path: one round trip; the script knows the source.
@@ -715,7 +795,7 @@ class SessionService:
             )
             return (
                 yield from self._after(
-                    user_id, written, target, method, run_action, expected_version
+                    user_id, written, target, method, run_action, expected_version, data
                 )
             )
         # Read first (the target or pre_transition's source needs it), then write only if the
@@ -737,12 +817,15 @@ class SessionService:
                     "target": target,
                     "method": method,
                     "run_action": run_action,
+                    "data": data,
                 },
             )
             written = yield from self._write(user_id, target, update, version, method, step)
             if written.status is not Status.CONFLICT:
                 return (
-                    yield from self._after(user_id, written, target, method, run_action, version)
+                    yield from self._after(
+                        user_id, written, target, method, run_action, version, data
+                    )
                 )
         raise SessionConflict(user_id, version, written.version)
 
@@ -805,10 +888,13 @@ class SessionService:
         method: str,
         run_action: bool,
         expected_version: int | None,
+        data: dict[str, Any] | None = None,
     ) -> Plan[Session]:
         status = written.status
         if status is Status.CONFLICT:
             raise SessionConflict(user_id, expected_version, written.version)  # type: ignore[arg-type]
+        if status is Status.INTERRUPTED:
+            raise interrupted(user_id, written)
         if status is Status.STEP_GONE or status is Status.STEP_DROPPED:
             raise StepNotApplied(status is Status.STEP_DROPPED, written.current)
         session = self._session(user_id, written.session)  # type: ignore[arg-type]
@@ -825,6 +911,7 @@ class SessionService:
                 "method": method,
                 "run_action": run_action,
                 "session": session,
+                "data": data,
             }
             if post:
                 yield Send(signals.post_transition, kwargs)
@@ -848,6 +935,19 @@ class SessionService:
         except SessionConflict:
             # Someone else moved the user meanwhile: their write wins; show it.
             return (yield from self._get(session.user_id))  # type: ignore[return-value]
+        except SessionLocked:
+            # A read never fails for a lock: the owner's next transition moves the user on.
+            return session
+
+
+def interrupted(user_id: str, written: Written) -> SessionInterrupted:
+    lock = written.lock
+    holder = "another owner" if lock is None else f"{lock.holder} (since {lock.since:%H:%M:%S})"
+    return SessionInterrupted(
+        f"Session of user {user_id!r} is locked by {holder}: not changed. Retry after the "
+        "lock is released, or make the change inside the owner's lock(user_id) block",
+        lock,
+    )
 
 
 # -- the configured service ----------------------------------------------------------------
@@ -888,6 +988,9 @@ def get_session_service() -> SessionService:
             scheduler=load_scheduler(conf.SCHEDULER),
             step_outcomes_length=conf.STEP_OUTCOMES_LENGTH,
             step_outcomes_ttl=conf.STEP_OUTCOMES_TTL,
+            step_locked_retries=conf.STEP_LOCKED_RETRIES,
+            step_locked_retry_delay=conf.STEP_LOCKED_RETRY_DELAY,
+            catch_all_ttl=conf.CATCH_ALL_TTL,
         )
     return _service
 

@@ -1,8 +1,8 @@
 """Signals sent by SessionService (``sender=SessionService``). Their kwargs are public API.
 
-pre_transition   user_id, source, target, method, run_action
+pre_transition   user_id, source, target, method, run_action, data
                  sent after validation, before the write; a receiver raising aborts it
-post_transition  user_id, source, target, method, run_action, session
+post_transition  user_id, source, target, method, run_action, session, data
                  sent after the write; receivers' exceptions propagate (the write stays);
                  then the target's @on_enter actions run (run_action=True)
 session_reset    user_id, session (the one removed)
@@ -14,7 +14,8 @@ The async service (``astep_to``...) sends them with ``Signal.asend``: async rece
 awaited on the event loop, sync ones run in a thread, as Django provides.
 
 A scheduled step firing sends pre_transition/post_transition like step_to, with
-method="step_to_in" or "step_to_at" and run_action=True.
+method="step_to_in" or "step_to_at", run_action=True and data, the dict given to
+step_to_in/step_to_at (None when none was given, and for every other transition).
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ transition.lua takes the step's record in the script that writes.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -21,13 +23,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import metrics, signals
+from . import locking, metrics, signals
 from .conf import conf, engines_hint
 from .context import origin
 from .effects import CancelJob, HandOff, Send
 from .exceptions import (
     InvalidSchedule,
     SessionConflict,
+    SessionInterrupted,
     SessionStoreUnavailable,
     StealthSessionsError,
 )
@@ -42,10 +45,38 @@ if TYPE_CHECKING:
 logger = logging.getLogger("stealth_sessions.scheduling")
 
 # Outcomes of a scheduled step (run_scheduled_step's return values and the recorded outcomes).
-APPLIED, DROPPED, FAILED, CANCELLED, GONE, EARLY = (
-    "applied", "dropped", "failed", "cancelled", "gone", "early"
+APPLIED, DROPPED, FAILED, CANCELLED, GONE, EARLY, RETRIED = (
+    "applied", "dropped", "failed", "cancelled", "gone", "early", "retried"
 )  # fmt: skip
 _STEP_ID = re.compile(r"[0-9a-f]{32}")
+MAX_DATA_BYTES = 4096
+"""A scheduled step's ``data``, JSON-encoded, is at most this long (it is kept in Redis with
+the step and handed to every receiver when it fires)."""
+
+
+def encode_data(data: dict[str, Any] | None) -> str | None:
+    """A step's ``data`` as stored (compact JSON), or None; InvalidSchedule if it is not a
+    JSON object that reads back as given, or is over MAX_DATA_BYTES encoded."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise InvalidSchedule(f"data must be a dict (a JSON object), not {type(data).__name__}")
+    try:
+        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSchedule(f"data must be JSON-serialisable: {exc}") from exc
+    if json.loads(encoded) != data:
+        raise InvalidSchedule(
+            "data must read back from JSON as given: use string keys, lists rather than "
+            "tuples, and plain str/int/float/bool/None values"
+        )
+    size = len(encoded.encode())
+    if size > MAX_DATA_BYTES:
+        raise InvalidSchedule(
+            f"data is {size} bytes as JSON, over the {MAX_DATA_BYTES} allowed: keep ids in it "
+            "(a page or conversation id), not documents"
+        )
+    return encoded
 
 
 class StepNotApplied(Exception):
@@ -84,12 +115,16 @@ class ScheduledSteps:
         *,
         outcomes_length: int,
         outcomes_ttl: int,
+        locked_retries: int = 30,
+        locked_retry_delay: float = 2,
     ) -> None:
         self.service = service
         self.store = store
         self.scheduler = scheduler
         self.outcomes_length = outcomes_length
         self.outcomes_ttl = outcomes_ttl
+        self.locked_retries = locked_retries
+        self.locked_retry_delay = locked_retry_delay
 
     def plan_step_to_in(
         self,
@@ -97,11 +132,15 @@ class ScheduledSteps:
         delay: timedelta | float,
         target: tuple[str | None, str | None, str | None, Session | None],
         if_unchanged: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> Plan[ScheduledStep]:
         """Schedule a ``step_to`` in ``delay`` (a timedelta or seconds, > 0). The target
         (``slug``, ``flow``, ``state``, ``session``: one of them, as for step_to) is resolved
         and validated now; the session is not changed. With ``if_unchanged`` the step fires
-        only if the user is then still at the slug they are at now."""
+        only if the user is then still at the slug they are at now. ``data``: a JSON object
+        (at most 4 kB encoded) kept with the step and passed as the ``data`` keyword to
+        pre_transition, post_transition and ``@on_enter`` actions when it fires (Stealth's
+        ``target_id``: the page or number the bot answers from)."""
         if isinstance(delay, timedelta):
             seconds = delay.total_seconds()
         elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
@@ -115,7 +154,11 @@ class ScheduledSteps:
                 f"delay must be more than 0 seconds, not {delay!r}; use step_to() to step now"
             )
         due = timezone.now() + timedelta(seconds=seconds)
-        return (yield from self._schedule(user_id, due, target, if_unchanged, method="step_to_in"))
+        return (
+            yield from self._schedule(
+                user_id, due, target, if_unchanged, method="step_to_in", data=data
+            )
+        )
 
     def plan_step_to_at(
         self,
@@ -123,6 +166,7 @@ class ScheduledSteps:
         when: datetime,
         target: tuple[str | None, str | None, str | None, Session | None],
         if_unchanged: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> Plan[ScheduledStep]:
         """Schedule a ``step_to`` at ``when``, an aware datetime (in the past: it fires
         promptly). Otherwise as ``step_to_in``."""
@@ -134,7 +178,11 @@ class ScheduledSteps:
                 "Give an aware one, e.g. datetime(..., tzinfo=UTC) or "
                 "django.utils.timezone.make_aware(when)"
             )
-        return (yield from self._schedule(user_id, when, target, if_unchanged, method="step_to_at"))
+        return (
+            yield from self._schedule(
+                user_id, when, target, if_unchanged, method="step_to_at", data=data
+            )
+        )
 
     def _scheduled_steps(self, user_id: str) -> Plan[list[ScheduledStep]]:
         """The user's pending steps, soonest first."""
@@ -158,16 +206,26 @@ class ScheduledSteps:
             return []
         entries = yield from self.store.plan_step_outcomes(validate_user_id(user_id), limit)
         return [
-            StepOutcome(at=from_ms(at), step_id=sid, target=target, outcome=what, reason=why)
-            for at, sid, target, what, why in entries
+            StepOutcome(
+                at=from_ms(entry[0]),
+                step_id=entry[1],
+                target=entry[2],
+                outcome=entry[3],
+                reason=entry[4],
+                retries=int(entry[5]) if len(entry) > 5 else 0,
+            )
+            for entry in entries
         ]
 
     def run_scheduled_step(self, user_id: str, step_id: str) -> str:
         """Apply a due step through the ``step_to`` path (validation, redirects, history,
-        signals with ``run_action=True``). Called by the engine's job; safe to call any number
-        of times. Returns the outcome: ``"applied"``, ``"dropped"`` (if_unchanged and the
-        user moved on), ``"failed"`` (recorded with the reason, not retried), ``"gone"``
-        (already applied or cancelled: nothing done) or ``"early"`` (handed back to the engine).
+        signals with ``run_action=True`` and the step's ``data``). Called by the engine's job;
+        safe to call any number of times. Returns the outcome: ``"applied"``, ``"dropped"``
+        (if_unchanged and the user moved on), ``"failed"`` (recorded with the reason, not
+        retried), ``"gone"`` (already applied or cancelled: nothing done), ``"early"`` (handed
+        back to the engine) or ``"retried"`` (another owner holds the user's lock: handed back
+        to the engine for STEP_LOCKED_RETRY_DELAY seconds later, at most STEP_LOCKED_RETRIES
+        times, then failed).
 
         Raises SessionStoreUnavailable/SessionConflict with the step still pending (the
         engine's retry or the sweep runs it again), and re-raises what a signal receiver or
@@ -204,7 +262,8 @@ class ScheduledSteps:
             metrics.scheduled_step(FAILED)
             return FAILED
         try:
-            with origin("scheduler"):
+            # Never the lock's owner, even when an engine runs it in the code holding a lock.
+            with origin("scheduler"), locking.no_owner():
                 self.service._run(
                     self.service._transition(
                         user_id,
@@ -215,8 +274,11 @@ class ScheduledSteps:
                         expected_version=None,
                         needs_current=False,
                         step=(step.id, step.if_unchanged, step.source),
+                        data=step.data,
                     )
                 )
+        except SessionInterrupted as exc:
+            return self._retry_locked(step, record, exc)
         except StepNotApplied as exc:
             if not exc.dropped:
                 metrics.scheduled_step(GONE)
@@ -240,9 +302,32 @@ class ScheduledSteps:
                 self._record_outcome(step, APPLIED, f"Applied, then a receiver raised {why}")
                 metrics.scheduled_step(APPLIED, (timezone.now() - step.due).total_seconds())
             raise
-        self._record_outcome(step, APPLIED, "")
+        self._record_outcome(step, APPLIED, _after_retries(step))
         metrics.scheduled_step(APPLIED, (timezone.now() - step.due).total_seconds())
         return APPLIED
+
+    def _retry_locked(
+        self, step: ScheduledStep, record: dict[str, Any], exc: SessionInterrupted
+    ) -> str:
+        """The user is locked by another owner (mid-action): hand the step back to the engine
+        for a little later, counting the retries in its record; after the last, fail it."""
+        retries = step.retries + 1
+        if retries > self.locked_retries:
+            holder = getattr(exc.lock, "holder", "another owner")
+            self._remove_step(
+                step,
+                FAILED,
+                f"The user stayed locked (by {holder}) through {step.retries} retries",
+            )
+            metrics.scheduled_step(FAILED)
+            return FAILED
+        if not self.store.retry_step(step.user_id, step.id, {**record, "retries": retries}):
+            metrics.scheduled_step(GONE)
+            return GONE  # cancelled meanwhile
+        later = timezone.now() + timedelta(seconds=self.locked_retry_delay)
+        self._hand_off(replace(step, due=later, retries=retries), again=True)
+        metrics.scheduled_step(RETRIED)
+        return RETRIED
 
     def sweep_scheduled(self, grace: float, *, batch: int = 1000) -> int:
         """Hand to the engine again every pending step due more than ``grace`` seconds ago:
@@ -279,8 +364,10 @@ class ScheduledSteps:
         if_unchanged: bool,
         *,
         method: str,
+        data: dict[str, Any] | None = None,
     ) -> Plan[ScheduledStep]:
         validate_user_id(user_id)
+        encoded = encode_data(data)
         self.require_engine()
         slug, flow, state, session = target_args
         resolve = self.service._target_resolver(slug, flow, state, session)
@@ -301,6 +388,7 @@ class ScheduledSteps:
             method=method,
             # A step due in the past fires promptly: the sweep waits a grace from now.
             sweep_after_ms=max(due_ms, now),
+            data=encoded,
         )
         step = ScheduledStep(
             id=step_id,
@@ -311,6 +399,7 @@ class ScheduledSteps:
             if_unchanged=bool(if_unchanged),
             method=method,
             source=source,
+            data=None if encoded is None else json.loads(encoded),
         )
         yield HandOff(step)
         yield Send(signals.step_scheduled, {"user_id": user_id, "step": step})
@@ -401,7 +490,7 @@ class ScheduledSteps:
     def _record_outcome(self, step: ScheduledStep, outcome: str, reason: str) -> None:
         self.store.record_step_outcome(
             step.user_id,
-            (to_ms(timezone.now()), step.id, step.target, outcome, reason),
+            (to_ms(timezone.now()), step.id, step.target, outcome, reason, step.retries),
             keep=self.outcomes_length,
             ttl_ms=self.outcomes_ttl * 1000,
         )
@@ -420,4 +509,13 @@ class ScheduledSteps:
             if_unchanged=bool(record["if_unchanged"]),
             method=record.get("method") or "step_to_in",
             source=record.get("source") or None,
+            data=json.loads(record["data"]) if record.get("data") else None,
+            retries=int(record.get("retries") or 0),
         )
+
+
+def _after_retries(step: ScheduledStep) -> str:
+    if not step.retries:
+        return ""
+    times = "once" if step.retries == 1 else f"{step.retries} times"
+    return f"Retried {times}: the user was locked by another owner"

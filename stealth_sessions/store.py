@@ -15,7 +15,7 @@ import heapq
 import json
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from enum import IntEnum
@@ -32,8 +32,10 @@ from redis.exceptions import (
     RedisError,
 )
 
+from . import locking
 from .exceptions import SessionLocked, SessionStoreUnavailable
 from .keys import KeySpace, ShardKeys, UserKeys, shard_of
+from .values import LockInfo, from_ms
 
 REDIS_ERRORS = (RedisError, RedisClusterException)
 MAX_INV = (1 << 44) - 1
@@ -60,6 +62,7 @@ def decode(value: bytes | None) -> str | None:
 class Status(IntEnum):
     """What a write did (the scripts' status codes)."""
 
+    INTERRUPTED = -4  # another owner holds the user's lock: nothing written
     STEP_DROPPED = -3  # a scheduled step with if_unchanged: the user moved on
     STEP_GONE = -2  # a scheduled step already applied or cancelled
     NO_SESSION = -1
@@ -85,12 +88,23 @@ class Stored:
 class Written:
     """The result of a write: ``session`` after it (None on a conflict, without a session, or
     when a scheduled step was not applied); ``version``: the stored version on a conflict;
-    ``current``: where the user is when an if_unchanged step was dropped."""
+    ``current``: where the user is when an if_unchanged step was dropped; ``lock``: who
+    holds the user's lock when INTERRUPTED."""
 
     status: Status
     session: Stored | None = None
     version: int = 0
     current: str | None = None
+    lock: LockInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failures:
+    """A catch-all counter: ``level`` (0: none) of ``slug``, the user's current slug (None:
+    no session)."""
+
+    level: int
+    slug: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,13 +241,34 @@ def index_slug(slug: bytes) -> str:
 def _stored(
     cur: bytes, prev: bytes | None, back: bytes | None, meta: tuple[bytes, int, bytes, bytes] | None
 ) -> Stored:
+    # A blank previous or back-to (what Stealth writes for "none") reads as None.
     if meta is None:
-        return Stored(cur, prev, back, 0, None)
-    return Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+        return Stored(cur, prev or None, back or None, 0, None)
+    return Stored(cur, prev or None, back or None, meta[1], activity_of(meta[2]))
 
 
-def _written(row: list[Any]) -> Written:
+def lock_info(user_id: str, value: bytes, ms_left: int, mine: bool) -> LockInfo:
+    """A lock's value (lua/lock_take.lua) as a LockInfo. A value set by hand reads as held by
+    "?" since now."""
+    token, _, rest = value.decode("utf-8", "replace").partition("|")
+    since, _, rest = rest.partition("|")
+    holder, _, slug = rest.partition("|")
+    now = now_ms()
+    since_ms = int(since) if since.isdigit() else now
+    until_ms = now + max(int(ms_left), 0) if int(ms_left) >= 0 else now
+    return LockInfo(
+        user_id, holder or "?", from_ms(since_ms), from_ms(until_ms), slug or None, mine
+    )
+
+
+def _interrupted(user_id: str, row: list[Any]) -> Written:
+    return Written(Status.INTERRUPTED, lock=lock_info(user_id, row[1], row[2], False))
+
+
+def _written(row: list[Any], user_id: str = "") -> Written:
     status = Status(row[0])
+    if status is Status.INTERRUPTED:
+        return _interrupted(user_id, row)
     if status is Status.CONFLICT:
         return Written(status, version=int(row[1]))
     if status is Status.STEP_DROPPED:
@@ -250,7 +285,8 @@ def _written(row: list[Any]) -> Written:
 
 SCRIPT_NAMES = (
     "transition", "read", "back_to", "reset", "history", "count", "page", "expired", "purge",
-    "step_add", "step_remove", "step_sweep", "restore", "export",
+    "step_add", "step_remove", "step_sweep", "restore", "export", "lock_take", "lock_release",
+    "lock_read", "step_retry", "failures",
 )  # fmt: skip
 
 
@@ -299,6 +335,14 @@ class Batch:
 
     calls: tuple[Command | Eval, ...]
     what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Not a Redis call: a pause a plan asks of its runner (a lock's wait between tries),
+    time.sleep for ``run``, asyncio.sleep for ``arun``."""
+
+    seconds: float
 
 
 REDIS_CALLS = (Command, Eval, Batch)
@@ -354,6 +398,11 @@ class Scripts:
     step_sweep: Script
     restore: Script
     export: Script
+    lock_take: Script
+    lock_release: Script
+    lock_read: Script
+    step_retry: Script
+    failures: Script
 
 
 @contextmanager
@@ -499,7 +548,7 @@ class RedisStore:
         expired; else (peek) reads only. The hot path is one MGET, its data parsed once."""
         keys = self.keys.session_keys(user_id)
         cur, prev, back, data = yield Command(("MGET", *keys), "reading a session")
-        if cur is None:
+        if not cur:  # None, or blank: no session (what Stealth writes for none)
             if not slide or data is None:
                 return None
         else:
@@ -525,7 +574,7 @@ class RedisStore:
             what,
         )
         meta = parse_data(data)
-        if cur is not None and _settled(cur, meta, ttl_ms):
+        if cur and _settled(cur, meta, ttl_ms):
             return _stored(cur, prev, back, meta), _records(raw)
         return (yield from self.plan_read(user_id, ttl_ms, True)), _records(raw)
 
@@ -574,7 +623,7 @@ class RedisStore:
         keys, args = self.transition_call(
             user_id, target, update, expected_version, ttl_ms, method, history_length, origin, step
         )
-        return _written((yield Eval("transition", keys, args, "writing a session")))
+        return _written((yield Eval("transition", keys, args, "writing a session")), user_id)
 
     def transition_call(
         self,
@@ -594,10 +643,10 @@ class RedisStore:
         now = now_ms()
         head, tail = _entry_ends(method, origin, target)
         how = ("u" if update else "s") + ("" if expected_version is None else str(expected_version))
-        keys: tuple[str, ...] = (*_user_keys(k), k.shard.codes)
+        keys: tuple[str, ...] = (*_user_keys(k), k.shard.codes, k.lock)
         args: tuple[Any, ...] = (
             user_id, target, how, ttl_ms or "", history_length, inverted(now), f"{now:011x}",
-            head, tail,
+            head, tail, locking.token(k.lock) or "",
         )  # fmt: skip
         if step is not None:
             keys += (k.steps, k.shard.due)
@@ -609,8 +658,13 @@ class RedisStore:
     ) -> Plan[Written]:
         k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
-        args = (user_id, target, expected, ttl_ms or "", inverted(now_ms()))
-        return _written((yield Eval("back_to", _user_keys(k), args, "writing a back-to session")))
+        args = (
+            user_id, target, expected, ttl_ms or "", inverted(now_ms()),
+            locking.token(k.lock) or "",
+        )  # fmt: skip
+        keys = (*_user_keys(k), k.lock)
+        row = yield Eval("back_to", keys, args, "writing a back-to session")
+        return _written(row, user_id)
 
     def plan_reset(
         self, user_id: str, *, expected_version: int | None, keep: int, ttl_ms: int
@@ -620,14 +674,29 @@ class RedisStore:
         list, as for remove_steps)."""
         k = self.keys.user(user_id)
         expected = "" if expected_version is None else expected_version
-        keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes)
-        args = (user_id, expected, now_ms(), keep, ttl_ms)
+        keys = (*_user_keys(k), k.steps, k.shard.due, k.step_outcomes, k.lock, k.failures)
+        owner = locking.token(k.lock) or ""
+        args = (user_id, expected, now_ms(), keep, ttl_ms, owner)
         row = yield Eval("reset", keys, args, "resetting a session")
+        if row[0] == Status.INTERRUPTED:
+            return _interrupted(user_id, row), {}
         if row[0] == Status.CONFLICT:
             return _written(row), {}
         if row[1] is None:
             return Written(Status.UNCHANGED), _records(row[6])
         return _written([Status.WRITTEN, *row[1:6]]), _records(row[6])
+
+    def plan_failures(self, user_id: str, *, record: bool, ttl_ms: int) -> Plan[Failures]:
+        """The catch-all level of the user's current slug, counting a failure first when
+        ``record`` (lua/failures.lua)."""
+        k = self.keys.user(user_id)
+        args = ("record" if record else "read", now_ms(), ttl_ms)
+        what = "counting a failure" if record else "reading a failure level"
+        level, slug = yield Eval("failures", (k.session, k.failures), args, what)
+        return Failures(int(level), decode(slug or None))
+
+    def failures(self, user_id: str, *, record: bool, ttl_ms: int) -> Failures:
+        return self.run(self.plan_failures(user_id, record=record, ttl_ms=ttl_ms))
 
     def plan_history(self, user_id: str, limit: int) -> Plan[list[Entry]]:
         """The latest entries, newest first."""
@@ -676,21 +745,27 @@ class RedisStore:
         """Up to ``limit`` index entries, newest activity first, after ``cursor`` (an
         IndexEntry's), of every user (``scope`` "all"), a flow's or a slug's users."""
         cut = "" if ttl_ms is None else inverted(now_ms() - ttl_ms)
-        args = (scope, name, cursor or "", limit, cut)
-        parts = yield self._each_shard("page", _index_keys, args, "listing sessions")
-        merged = heapq.merge(*(IndexEntry.parse_all(p) for p in parts), key=_order)
-        return [entry for _, entry in zip(range(limit), merged)]
+        merge = PageMerge(self.keys.shards, (scope, name, cut), cursor or "", limit)
+        while calls := merge.calls():
+            merge.feed((yield _many("page", calls, "listing sessions")))
+        return merge.entries
 
     def plan_scan_user_ids(
-        self, prefix: str, shard: int, cursor: int, count: int
+        self, prefix: str, shard: int, cursor: int, count: int, *, anywhere: bool = False
     ) -> Plan[tuple[list[IndexEntry], int]]:
         """One ZSCAN call over a shard's index: the entries of users whose id starts with
-        ``prefix`` among about ``count`` members, and the cursor to go on from (0: done)."""
-        pattern = "*|" + "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+        ``prefix`` (``anywhere``: contains it) among about ``count`` members, and the cursor
+        to go on from (0: done)."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+        # Members are "<slug>|<activity>|<user id>" (slugs have no "|"): "*|*x*" may also
+        # match in the activity's hex digits, hence the check on the user id below.
+        pattern = ("*|*" if anywhere else "*|") + escaped + "*"
         key = self.keys.shards[shard].sessions
         args = ("ZSCAN", key, cursor, "MATCH", pattern, "COUNT", count)
         cursor, members = yield Command(args, "searching sessions")
         entries = IndexEntry.parse_all([member for member, _ in members])
+        if anywhere:
+            return [e for e in entries if prefix in e.user_id], int(cursor)
         return [e for e in entries if e.user_id.startswith(prefix)], int(cursor)
 
     def plan_rows(self, entries: Sequence[IndexEntry]) -> Plan[list[Listed | None]]:
@@ -715,13 +790,18 @@ class RedisStore:
     def walk_index(
         self, shard: int, lo: bytes | str, hi: str, count: int
     ) -> tuple[list[IndexEntry], bytes | None]:
+        return self.run(self.plan_walk_index(shard, lo, hi, count))
+
+    def plan_walk_index(
+        self, shard: int, lo: bytes | str, hi: str, count: int
+    ) -> Plan[tuple[list[IndexEntry], bytes | None]]:
         """The entries among ``count`` members of a shard's sessions index in its own order
         (slug, then newest activity), from ``lo`` to ``hi`` (ZRANGEBYLEX bounds), and the
-        ``lo`` to go on from (None: the range is done): an export's walk, one bounded call at
-        a time."""
+        ``lo`` to go on from (None: the range is done): an export's or a bulk change's walk,
+        one bounded call at a time."""
         key = self.keys.shards[shard].sessions
-        with translate_errors("walking sessions"):
-            members = self.client.zrangebylex(key, lo, hi, start=0, num=count)
+        args = ("ZRANGEBYLEX", key, lo, hi, "LIMIT", 0, count)
+        members = yield Command(args, "walking sessions")
         resume = b"(" + members[-1] if len(members) == count else None
         return IndexEntry.parse_all(members), resume
 
@@ -744,7 +824,7 @@ class RedisStore:
         out: list[Listed | None] = []
         for i, user_id in enumerate(user_ids):
             (cur, prev, back, data), pending = replies[2 * i], replies[2 * i + 1]
-            if cur is None:
+            if not cur:
                 out.append(None)
                 continue
             meta = parse_data(data)
@@ -768,11 +848,11 @@ class RedisStore:
             users = []
             for entry, (cur, prev, back, data, steps) in zip(entries, replies):
                 meta = parse_data(data)
-                if cur is None or meta is None or meta[2].decode() != entry.inv:
+                if not cur or meta is None or meta[2].decode() != entry.inv:
                     continue
                 if index_slug(meta[3]) != entry.slug:
                     continue
-                stored = Stored(cur, prev, back, meta[1], activity_of(meta[2]))
+                stored = _stored(cur, prev, back, meta)
                 users.append((entry.user_id, stored, _history(data, limit), steps))
             missing = {
                 code
@@ -859,55 +939,97 @@ class RedisStore:
                     break
         return purged
 
-    # -- locks: redis-py's Lock (owner token, auto-release after timeout) -------------------
+    # -- locks: an owner token, auto-released after the timeout ----------------------------
+    # The lock's value names its owner (lua/lock_take.lua); transition.lua, back_to.lua and
+    # reset.lua refuse a write from any other owner (interrupt detection). The owner's token
+    # is kept in a context variable (stealth_sessions/locking.py) while the block runs.
 
-    def _lock(
-        self, client: Any, user_id: str, timeout: float, blocking_timeout: float | None
-    ) -> Any:
-        return client.lock(
-            self.keys.user(user_id).lock,
-            timeout=timeout,
-            blocking_timeout=blocking_timeout,
-            thread_local=False,
-        )
+    def plan_lock_take(
+        self, user_id: str, owner: str, timeout: float, blocking_timeout: float | None
+    ) -> Plan[bool]:
+        """Take the user's lock for ``owner`` (lua/lock_take.lua), trying again every 50 ms
+        (a Sleep the runner waits out) for up to ``blocking_timeout`` seconds (None: for
+        ever). Returns True when taken now, False when ``owner`` already held it
+        (re-entered); raises SessionLocked, naming the holder, when not taken in time."""
+        k = self.keys.user(user_id)
+        holder, timeout_ms = locking.holder_name(), max(1, int(timeout * 1000))
+        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
+        while True:
+            args = (owner, now_ms(), holder, timeout_ms)  # since: when it is taken
+            row = yield Eval("lock_take", (k.lock, k.session), args, "acquiring a session lock")
+            if row[0] != 0:
+                return row[0] == 1
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise SessionLocked(
+                    f"Session of user {user_id!r} is locked; not acquired within "
+                    f"{blocking_timeout}s",
+                    lock_info(user_id, row[1], row[2], False),
+                )
+            yield Sleep(0.05 if left is None else min(0.05, left))
+
+    def plan_lock_release(self, user_id: str, owner: str, timeout: float) -> Plan[None]:
+        """Release the user's lock if ``owner`` still holds it (lua/lock_release.lua); raises
+        SessionLocked when it had expired meanwhile."""
+        key = self.keys.user(user_id).lock
+        if not (yield Eval("lock_release", (key,), (owner,), "releasing a lock")):
+            raise SessionLocked(
+                f"The lock on user {user_id!r} expired after {timeout}s, before it was "
+                "released: another worker may have taken it meanwhile"
+            )
 
     @contextmanager
     def lock(self, user_id: str, timeout: float, blocking_timeout: float | None) -> Iterator[None]:
-        lock = self._lock(self.client, user_id, timeout, blocking_timeout)
+        key = self.keys.user(user_id).lock
+        owner = locking.token(key)
+        reentered = owner is not None
+        owner = owner or locking.new_token()
+        taken = self.run(self.plan_lock_take(user_id, owner, timeout, blocking_timeout), _sleep)
+        if not taken or reentered:
+            # Re-entered by its owner: the outermost block releases it.
+            with locking.holding(key, owner):
+                yield
+            return
         try:
-            acquired = lock.acquire()
-        except REDIS_ERRORS as exc:
-            raise _unavailable("acquiring a session lock", exc) from exc
-        if not acquired:
-            raise _not_acquired(user_id, blocking_timeout)
-        try:
-            yield
+            with locking.holding(key, owner):
+                yield
         finally:
-            try:
-                lock.release()
-            except (LockError, *REDIS_ERRORS) as exc:
-                raise _release_failed(user_id, timeout, exc) from exc
+            self.run(self.plan_lock_release(user_id, owner, timeout))
 
     @asynccontextmanager
     async def alock(
         self, user_id: str, timeout: float, blocking_timeout: float | None
     ) -> AsyncIterator[None]:
-        """``lock`` on the event loop's client (redis.asyncio's Lock: the same keys, token
-        and scripts as redis-py's, so sync and async holders exclude each other)."""
-        lock = self._lock(self.aclient()[0], user_id, timeout, blocking_timeout)
+        """``lock`` on the event loop's client: the same plans, so sync and async holders
+        exclude each other; owned by the asyncio task (the context variable of locking.py),
+        re-entrant within it."""
+        key = self.keys.user(user_id).lock
+        owner = locking.token(key)
+        reentered = owner is not None
+        owner = owner or locking.new_token()
+        plan = self.plan_lock_take(user_id, owner, timeout, blocking_timeout)
+        taken = await self.arun(plan, _asleep)
+        if not taken or reentered:
+            with locking.holding(key, owner):
+                yield
+            return
         try:
-            acquired = await lock.acquire()
-        except REDIS_ERRORS as exc:
-            raise _unavailable("acquiring a session lock", exc) from exc
-        if not acquired:
-            raise _not_acquired(user_id, blocking_timeout)
-        try:
-            yield
+            with locking.holding(key, owner):
+                yield
         finally:
-            try:
-                await lock.release()
-            except (LockError, *REDIS_ERRORS) as exc:
-                raise _release_failed(user_id, timeout, exc) from exc
+            await self.arun(self.plan_lock_release(user_id, owner, timeout))
+
+    def plan_current_lock(self, user_id: str) -> Plan[LockInfo | None]:
+        """Who holds the user's lock and until when (``mine``: the running code), or None."""
+        k = self.keys.user(user_id)
+        row = yield Eval("lock_read", (k.lock,), (), "reading a session lock")
+        if not row:
+            return None
+        mine = (locking.token(k.lock) or "-") == row[0][:32].decode("utf-8", "replace")
+        return lock_info(user_id, row[0], row[1], mine)
+
+    def current_lock(self, user_id: str) -> LockInfo | None:
+        return self.run(self.plan_current_lock(user_id))
 
     def plan_is_locked(self, user_id: str) -> Plan[bool]:
         key = self.keys.user(user_id).lock
@@ -936,12 +1058,14 @@ class RedisStore:
         if_unchanged: bool,
         method: str,
         sweep_after_ms: int,
+        data: str | None = None,
     ) -> Plan[str | None]:
-        """Store a pending step; returns the user's current slug (its recorded source)."""
+        """Store a pending step (``data``: its payload as JSON); returns the user's current
+        slug (its recorded source)."""
         k = self.keys.user(user_id)
         args = (
             user_id, step_id, target, due_ms, created_ms, "1" if if_unchanged else "0", method,
-            sweep_after_ms,
+            sweep_after_ms, data or "",
         )  # fmt: skip
         keys = (k.session, k.steps, k.shard.due)
         return decode((yield Eval("step_add", keys, args, "scheduling a step")))
@@ -950,6 +1074,15 @@ class RedisStore:
         """The user's pending steps: ``{step id: record}``."""
         key = self.keys.user(user_id).steps
         return _records((yield Command(("HGETALL", key), "reading scheduled steps")))
+
+    def plan_retry_step(self, user_id: str, step_id: str, record: dict[str, Any]) -> Plan[bool]:
+        """Replace a pending step's record (its retries counted); False if it is gone."""
+        k = self.keys.user(user_id)
+        args = (step_id, json.dumps(record))
+        return bool((yield Eval("step_retry", (k.steps,), args, "retrying a scheduled step")))
+
+    def retry_step(self, user_id: str, step_id: str, record: dict[str, Any]) -> bool:
+        return self.run(self.plan_retry_step(user_id, step_id, record))
 
     def steps(self, user_id: str) -> dict[str, dict[str, Any]]:
         return self.run(self.plan_steps(user_id))
@@ -1170,31 +1303,67 @@ def _settled(cur: bytes, meta: tuple[bytes, int, bytes, bytes] | None, ttl_ms: i
     return meta[0] == b"1" and now_ms() - activity_of(meta[2]) < slide_every(ttl_ms)
 
 
-def _not_acquired(user_id: str, blocking_timeout: float | None) -> SessionLocked:
-    return SessionLocked(
-        f"Session of user {user_id!r} is locked; not acquired within {blocking_timeout}s"
-    )
+def _sleep(call: Sleep) -> None:
+    time.sleep(call.seconds)
 
 
-def _release_failed(user_id: str, timeout: float, exc: BaseException) -> Exception:
-    if isinstance(exc, LockNotOwnedError):
-        return SessionLocked(
-            f"The lock on user {user_id!r} expired after {timeout}s, before it was "
-            "released: another worker may have taken it meanwhile"
-        )
-    return SessionStoreUnavailable(f"Redis failed while releasing a lock: {exc}")
+def _asleep(call: Sleep) -> Awaitable[None]:
+    return asyncio.sleep(call.seconds)
 
 
 def _many(script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]], what: str) -> Batch:
     return Batch(tuple(Eval(script, tuple(k), tuple(a), what) for k, a in calls), what)
 
 
+class PageMerge:
+    """A page by activity, merged across the shards, asking each (lua/page.lua) only for what
+    the merge may use: first twice its even share of the page; then, when the merge has used
+    up what a shard gave while the shard may hold more, twice as many again (never more than
+    the page still needs). So every call stays small whatever the page size, and most pages
+    take one round trip. Holds no connection: ``calls()`` are the next calls to run
+    (pipelined), ``feed()`` takes their answers in order, until ``calls()`` is empty."""
+
+    def __init__(
+        self, shards: Sequence[ShardKeys], scope: tuple[str, str, str], cursor: str, limit: int
+    ) -> None:
+        self.shards, self.scope, self.limit = shards, scope, limit
+        share = max(4, 2 * -(-limit // len(shards)))
+        # Shards to read next: (shard, after cursor, how many).
+        self.reads: list[tuple[int, str, int]] = [(i, cursor, share) for i in range(len(shards))]
+        # Each shard's next unused entry: (its order, shard, entries, position, size, full).
+        self.heads: list[tuple[tuple[str, bytes], int, list[IndexEntry], int, int, bool]] = []
+        self.entries: list[IndexEntry] = []
+
+    def calls(self) -> list[tuple[tuple[str, str], tuple[str, str, str, int, str]]]:
+        self._merge()
+        scope, name, cut = self.scope
+        return [
+            (_index_keys(self.shards[shard]), (scope, name, after, size, cut))
+            for shard, after, size in self.reads
+        ]
+
+    def feed(self, answers: Sequence[list[bytes]]) -> None:
+        for (shard, _, size), members in zip(self.reads, answers):
+            entries = IndexEntry.parse_all(members)
+            if entries:  # (a full answer of members added by hand only: taken as the end)
+                full = len(members) == size
+                heapq.heappush(self.heads, (entries[0].order, shard, entries, 0, size, full))
+        self.reads = []
+
+    def _merge(self) -> None:
+        while not self.reads and self.heads and len(self.entries) < self.limit:
+            _, shard, entries, at, size, full = heapq.heappop(self.heads)
+            self.entries.append(entries[at])
+            if at + 1 < len(entries):
+                nxt = entries[at + 1]
+                heapq.heappush(self.heads, (nxt.order, shard, entries, at + 1, size, full))
+            elif full and len(self.entries) < self.limit:
+                more = min(2 * size, self.limit - len(self.entries))
+                self.reads.append((shard, entries[-1].cursor, more))
+
+
 def _index_keys(shard: ShardKeys) -> tuple[str, str]:
     return shard.sessions, shard.slugs
-
-
-def _order(entry: IndexEntry) -> tuple[str, bytes]:
-    return entry.order
 
 
 def _entries(entries: list[bytes], arrays: list[bytes | None]) -> list[Entry]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 
 def to_ms(when: datetime) -> int:
@@ -61,7 +62,10 @@ class ListedSession:
 class ScheduledStep:
     """A pending ``step_to_in``/``step_to_at``: ``target`` is the resolved slug, ``due`` and
     ``created`` are aware UTC datetimes. ``if_unchanged`` steps fire only if the user is still
-    at ``source``, the slug they had when it was scheduled (None: they had no session)."""
+    at ``source``, the slug they had when it was scheduled (None: they had no session).
+    ``data``: the JSON object given when it was scheduled (None: none), passed to the
+    receivers when it fires; ``retries``: how often it was handed back because the user was
+    locked by another owner when it fired."""
 
     id: str
     user_id: str
@@ -71,19 +75,23 @@ class ScheduledStep:
     if_unchanged: bool
     method: str = "step_to_in"
     source: str | None = None
+    data: dict[str, Any] | None = None
+    retries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class StepOutcome:
     """What became of a scheduled step, newest first in ``scheduled_step_outcomes()``.
     ``outcome`` is "applied", "dropped" (if_unchanged, the user moved on), "failed" (``reason``
-    says why) or "cancelled"."""
+    says why) or "cancelled". ``retries``: how often it had been handed back first because
+    the user was locked by another owner."""
 
     at: datetime
     step_id: str
     target: str
     outcome: str
     reason: str
+    retries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +106,19 @@ class BulkOutcome:
     @property
     def changed(self) -> int:
         return len(self.user_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    """Who holds a user's lock (``current_lock()``; ``SessionInterrupted.lock``): ``holder``
+    (host:pid:thread[/task] of the code that took it), ``since`` it was taken, ``until`` it
+    auto-releases (aware UTC datetimes), the ``slug`` the user was at when it was taken (None:
+    no session; Stealth's ``find_lock`` gives the same), and whether the running code owns it
+    (``mine``)."""
+
+    user_id: str
+    holder: str
+    since: datetime
+    until: datetime
+    slug: str | None
+    mine: bool

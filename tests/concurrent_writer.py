@@ -16,7 +16,11 @@ from django.conf import settings  # noqa: E402
 settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "HISTORY_LENGTH": 100_000}
 
 from stealth_sessions import signals  # noqa: E402
-from stealth_sessions.exceptions import InvalidStateTransition, NoBackToSession  # noqa: E402
+from stealth_sessions.exceptions import (  # noqa: E402
+    InvalidStateTransition,
+    NoBackToSession,
+    SessionInterrupted,
+)
 from stealth_sessions.service import get_session_service  # noqa: E402
 
 seed, ops, with_receiver = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
@@ -45,4 +49,7 @@ for _ in range(ops):
             method, s = "step_back", service.step_back(user)
     except (NoBackToSession, InvalidStateTransition):
         continue  # no back-to yet; state= alone in a flow without that state
+    except SessionInterrupted:
+        print(json.dumps([user, "interrupted", None, None]), flush=True)
+        continue  # another process holds the user's lock (test_interrupts.py)
     print(json.dumps([s.user_id, method, s.slug, s.version]), flush=True)

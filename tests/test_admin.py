@@ -79,8 +79,10 @@ def test_the_list_shows_every_column_newest_first(admin_client, people):
     page = admin_client.get(LIST).content.decode()
     assert page.index("zoë") < page.index("a/b") < page.index("+4412")
     for column in ("User id", "Current", "Previous", "Back-to", "Expires in", "Last activity"):
-        assert f"<span>{column}</span>" in page
-    assert "hello-&gt;say_hello" in page  # +4412's previous
+        assert f">{column}</span>" in page
+    # +4412's previous, which may wrap after its "->" only
+    assert '<span class="ss-nw">hello-&gt;</span><wbr><span class="ss-nw">say_hello</span>' in page
+    assert "just now" in page and "0 minutes" not in page
     assert f'href="{change_url("a/b")}"' in page
     assert '<td class="field-pending_steps">1</td>' in page
     assert "3 sessions" in page
@@ -107,6 +109,26 @@ def test_search_by_exact_and_prefix_user_id(admin_client, people):
     assert "Nothing to list" in page  # a space: not a user id, said plainly
 
 
+def test_search_finds_a_user_id_by_its_end_or_any_part(admin_client, service):
+    for user in ("whatsapp:+447700900015", "+447700900016", "psid-1"):
+        service.step_to(user, slug="hello->say_hello")
+    page = admin_client.get(LIST, {"q": "+447700900015"}).content.decode()
+    assert ">whatsapp:+447700900015<" in page and "+447700900016" not in page
+    page = admin_client.get(LIST, {"q": "7700900"}).content.decode()
+    assert ">whatsapp:+447700900015<" in page and ">+447700900016<" in page
+    assert "psid-1" not in page
+
+
+def test_a_search_with_no_result_has_no_action_bar_and_a_way_back(admin_client, people):
+    response = admin_client.get(LIST, {"q": "nobody", "flow": "hello"})
+    page = response.content.decode()
+    assert "No sessions for “nobody”." in page
+    assert 'name="action"' not in page  # nothing to select, so no "Reset selected"
+    assert response.context["clear_search_url"] == "?flow=hello"
+    assert 'class="clear-search"' in page
+    assert 'name="action"' in admin_client.get(LIST).content.decode()
+
+
 def test_the_list_pages_with_a_cursor(admin_client, service, monkeypatch):
     from stealth_sessions.admin.options import SessionAdmin
 
@@ -114,12 +136,21 @@ def test_the_list_pages_with_a_cursor(admin_client, service, monkeypatch):
     for i in range(5):
         service.step_to(f"u{i}", slug="hello->say_hello")
         time.sleep(0.002)
-    seen, url_ = [], LIST
+    seen, url_, pages = [], LIST, []
     while url_:
         response = admin_client.get(url_ if url_.startswith("/") else LIST + url_)
         seen += [row["user_id"] for row in _rows(response)]
+        pages.append(response)
         url_ = response.context["next_url"]
     assert seen == ["u4", "u3", "u2", "u1", "u0"]
+    # "Previous page" leads back one page at a time, to the first (which has none).
+    assert pages[0].context["previous_url"] is None
+    back = pages[-1]
+    for expected in (["u2", "u1"], ["u4", "u3"]):
+        back = admin_client.get(LIST + back.context["previous_url"])
+        assert [row["user_id"] for row in _rows(back)] == expected
+    assert back.context["previous_url"] is None and back.context["first_url"] is None
+    assert "Previous page" in pages[-1].content.decode()
 
 
 def test_browsing_never_slides_expiry(admin_client, settings, redis_client):
@@ -463,3 +494,145 @@ def test_expiry_reads_as_a_duration(admin_client, settings):
     get_session_service().step_to("u", slug="hello->say_hello")
     assert 'title="604800 s">1\xa0week</td>' in admin_client.get(LIST).content.decode()
     assert "1\xa0week (604800 s)" in admin_client.get(change_url("u")).content.decode()
+
+
+# -- a busy user (another owner holds their lock) ---------------------------------------------
+
+
+def test_the_change_page_says_the_user_is_busy_and_changes_nothing(admin_client, people):
+    with people.lock("+4412", timeout=30):
+        page = admin_client.get(change_url("+4412")).content.decode()
+        assert 'id="ss-lock"' in page and "is busy" in page
+        response = admin_client.post(
+            change_url("+4412"),
+            {"action": "move", "target": "goodbye->say_bye", "method": "step_to", "version": 2},
+            follow=True,
+        )
+        assert "is busy" in response.content.decode()
+        admin_client.post(url("reset", "+4412"), follow=True)
+        admin_client.post(
+            change_url("+4412"), {"action": "back_to", "target": "hello->say_hello", "version": 2}
+        )
+    session = people.peek("+4412")
+    assert (session.slug, session.back_to, session.version) == ("hello->ask_name", None, 2)
+    assert not LogEntry.objects.exists()
+    assert "ss-lock" not in admin_client.get(change_url("+4412")).content.decode()
+
+
+def test_the_change_page_shows_a_steps_data(admin_client, service):
+    service.step_to_in("u1", 60, slug="follow_up->nudge", data={"target_id": "page-7"})
+    page = admin_client.get(change_url("u1")).content.decode()
+    assert "{&quot;target_id&quot;: &quot;page-7&quot;}" in page
+
+
+def test_moving_a_user_to_the_state_they_are_in_changes_and_logs_nothing(admin_client, people):
+    before = people.peek("zoë")
+    response = admin_client.post(
+        change_url("zoë"),
+        {"action": "move", "target": "hello->ask_name", "method": "step_to", "version": 1},
+        follow=True,
+    )
+    assert "Zoë is already at hello-&gt;ask_name: nothing changed." in response.content.decode()
+    assert people.peek("zoë") == before
+    assert len(people.history("zoë")) == 1
+    assert not LogEntry.objects.exists()
+
+
+def test_reset_selected_comes_back_to_the_filtered_list(admin_client, people):
+    filters = "flow=hello&slug=hello-%3Eask_name&q=z"
+    form = {"_selected_action": ["zoë"], "action": "reset_selected", "_changelist_filters": filters}
+    confirm = admin_client.post(url("reset_selected"), form)
+    page = confirm.content.decode()
+    carried = "q=z&amp;flow=hello&amp;slug=hello-%3Eask_name"
+    assert f'name="_changelist_filters" value="{carried}"' in page
+    done = admin_client.post(url("reset_selected"), {**form, "post": "yes"})
+    assert done["Location"] == LIST + "?q=z&flow=hello&slug=hello-%3Eask_name"
+    assert people.peek("zoë") is None
+    # only the list's own parameters are carried
+    other = admin_client.post(
+        url("reset_selected"), {**form, "_changelist_filters": "next=//evil&q=a", "post": "yes"}
+    )
+    assert other["Location"] == LIST + "?q=a"
+
+
+def test_the_move_choices_say_where_a_redirecting_state_lands(admin_client, people):
+    page = admin_client.get(change_url("zoë")).content.decode()
+    assert (
+        '<option value="hello-&gt;old_name">hello-&gt;old_name (redirects to goodbye-&gt;say_bye)'
+        "</option>" in page
+    )
+    assert '<option value="hello-&gt;get_name">hello-&gt;get_name</option>' in page
+
+
+def test_the_back_to_choice_is_blank_when_none_is_set(admin_client, people):
+    response = admin_client.get(change_url("zoë"))
+    back_form = response.context["back_form"]
+    assert back_form["target"].value() == ""
+    assert '<option value="" selected>---------</option>' in str(back_form["target"])
+    people.set_back_to("zoë", slug="hello->say_hello")
+    back_form = admin_client.get(change_url("zoë")).context["back_form"]
+    assert back_form["target"].value() == "hello->say_hello"
+
+
+def test_setting_the_back_to_it_already_has_logs_nothing(admin_client, people):
+    people.set_back_to("zoë", slug="hello->say_hello")
+    response = admin_client.post(
+        change_url("zoë"),
+        {"action": "back_to", "target": "hello->say_hello", "version": 2},
+        follow=True,
+    )
+    assert "already hello-&gt;say_hello" in response.content.decode()
+    assert not LogEntry.objects.exists()
+
+
+# -- in another language --------------------------------------------------------------------
+
+
+def test_every_admin_page_renders_in_french(admin_client, people, settings, in_request):
+    """The catalogue stealth_sessions/locale/fr is complete: no English string of ours left
+    on any page (slugs, user ids and Django's own strings aside)."""
+    settings.LANGUAGE_CODE = "fr"
+    people.step_to_in("zoë", 600, slug="goodbye->say_bye", if_unchanged=True)
+    people.set_back_to("zoë", slug="hello->say_hello")
+    pages = {
+        "list": admin_client.get(LIST),
+        "search": admin_client.get(LIST, {"q": "nobody"}),
+        "state": admin_client.get(LIST, {"slug": "hello->ask_name"}),
+        "dashboard": admin_client.get(url("dashboard")),
+        "change": admin_client.get(change_url("zoë")),
+        "no session": admin_client.get(change_url("nobody")),
+        "reset": admin_client.get(url("reset", "zoë")),
+        "reset state": admin_client.get(url("reset_state") + "?slug=hello-%3Eask_name"),
+        "move state": admin_client.get(url("move_state") + "?slug=hello-%3Eask_name"),
+        "reset selected": admin_client.post(
+            url("reset_selected"), {"_selected_action": ["zoë", "a/b"], "action": "x"}
+        ),
+    }
+    html = {name: response.content.decode() for name, response in pages.items()}
+    assert all(response.status_code == 200 for response in pages.values()), html
+    expected = {
+        "list": ["Dernière activité", "Réinitialiser les sessions sélectionnées", "Par état",
+                 "à l’instant", "3 sessions, activité la plus récente d’abord"],
+        "search": ["Aucune session pour « nobody ».", "Effacer la recherche"],
+        "state": ["Déplacer tous ceux à hello-&gt;ask_name", "Tout ("],  # Django's "All"
+        "dashboard": ["3 sessions en tout.", "Utilisateurs par flux et par état"],
+        "change": ["Déplacer vers un état", "Étapes planifiées en attente",
+                   "Historique (le plus récent d’abord)", "seulement si toujours à",
+                   "hello-&gt;old_name (redirige vers goodbye-&gt;say_bye)",
+                   "update_session_to : déplacer seulement", "Session de retour"],
+        "no session": ["nobody n’a pas de session."],
+        "reset": ["Réinitialiser la session de <strong>zoë</strong> ?", "Oui, réinitialiser"],
+        "reset state": ["Réinitialiser tous ceux à <strong>hello-&gt;ask_name</strong>"],
+        "move state": ["Les déplacer vers", "Non, revenir"],
+        "reset selected": ["Réinitialiser les sessions de ces", "Oui, réinitialiser 2"],
+    }  # fmt: skip
+    for name, phrases in expected.items():
+        for phrase in phrases:
+            assert phrase in html[name], (name, phrase)
+    english = ["Last activity", "Reset selected", "By state", "just now", "Move to a state",
+               "Pending scheduled steps", "No, take me back", "has no session", "in all",
+               "latest activity first", "Clear the search", "Yes, reset", "redirects to",
+               "Dashboard", "Admin log", "Expires in", "Chatbot sessions", "All ("]  # fmt: skip
+    for name, page in html.items():
+        for phrase in english:
+            assert phrase not in page, (name, phrase)

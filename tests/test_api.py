@@ -719,3 +719,51 @@ def test_an_empty_body_gets_a_drf_response():
     from stealth_sessions.api.views import SessionViewSet
 
     assert type(_negotiated(SessionViewSet).respond(None, 204)) is Response
+
+
+# -- a locked user: another owner is handling their message -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda api: api.post(url("u1", "step_to"), {"slug": "goodbye->say_bye"}, format="json"),
+        lambda api: api.put(url("u1"), {"slug": "goodbye->say_bye"}, format="json"),
+        lambda api: api.post(url("u1", "back_to"), {"slug": "hello->say_hello"}, format="json"),
+        lambda api: api.post(url("u1", "step_back"), format="json"),
+        lambda api: api.delete(url("u1")),
+    ],
+    ids=["step_to", "put", "back_to", "step_back", "reset"],
+)
+def test_writes_on_a_locked_user_are_409_session_locked_with_retry_after(api, service, call):
+    service.step_to("u1", slug="hello->say_hello")
+    service.set_back_to("u1", slug="hello->ask_name")
+    with service.lock("u1", timeout=20):
+        r = call(api)
+    assert_error(r, 409, "session_locked")
+    assert 1 <= int(r["Retry-After"]) <= 20
+    assert datetime.fromisoformat(r.json()["locked_until"]) > datetime.now(UTC)
+    assert service.peek("u1").version == 2
+
+
+# -- scheduled steps' data ----------------------------------------------------------------------
+
+
+def test_a_steps_data_is_accepted_and_shown(api):
+    body = {"slug": "follow_up->nudge", "delay": 60, "data": {"target_id": "page-7"}}
+    step = api.post(url("u1", "step_to_in"), body, format="json").json()["step"]
+    assert step["data"] == {"target_id": "page-7"} and step["retries"] == 0
+    at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    body = {"slug": "follow_up->nudge", "at": at, "data": {"n": 1}}
+    assert api.post(url("u1", "step_to_at"), body, format="json").json()["step"]["data"] == {"n": 1}
+    listed = api.get(url("u1", "scheduled")).json()
+    assert [s["data"] for s in listed] == [{"target_id": "page-7"}, {"n": 1}]
+    plain = {"slug": "follow_up->nudge", "delay": 60}
+    assert api.post(url("u1", "step_to_in"), plain, format="json").json()["step"]["data"] is None
+
+
+@pytest.mark.parametrize("data", [[1, 2], "page-7", {"big": "x" * 5000}])
+def test_bad_step_data_is_400_invalid_schedule(api, data):
+    body = {"slug": "follow_up->nudge", "delay": 60, "data": data}
+    assert_error(api.post(url("u1", "step_to_in"), body, format="json"), 400, "invalid_schedule")
+    assert api.get(url("u1", "scheduled")).json() == []

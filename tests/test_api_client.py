@@ -1,4 +1,4 @@
-"""The example bot client drives a whole conversation against a live server."""
+"""The example API client drives a whole conversation against a live server."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "bot_client.py"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "api_client.py"
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("bot_client", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("api_client", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module

@@ -92,3 +92,16 @@ def test_api_conforms_to_its_schema(api_schema, token, service):
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         fuzz()
+
+
+def test_the_schema_and_docs_need_no_rest_framework_or_spectacular_settings(client, settings):
+    """As the README's quickstart has it: no DEFAULT_SCHEMA_CLASS, no SPECTACULAR_SETTINGS."""
+    del settings.REST_FRAMEWORK
+    del settings.SPECTACULAR_SETTINGS
+    r = client.get("/api/schema/", {"format": "json"})
+    assert r.status_code == 200, r.content[:500]
+    schema = json.loads(r.content)
+    assert "/api/sessions/{user_id}/step_to/" in schema["paths"]
+    assert not {"/api/schema/", "/api/docs/"} & set(schema["paths"])
+    r = client.get("/api/docs/")
+    assert r.status_code == 200 and b"swagger-ui" in r.content

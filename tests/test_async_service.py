@@ -4,6 +4,7 @@ signals as the sync methods, on redis.asyncio, on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from stealth_sessions.exceptions import (
     InvalidStateTransition,
     NoBackToSession,
     SessionConflict,
+    SessionInterrupted,
     SessionLocked,
     SessionStoreUnavailable,
 )
@@ -257,15 +259,96 @@ async def test_astep_to_in_without_an_engine_stores_nothing(aservice, settings):
 # -- locks ---------------------------------------------------------------------------------------
 
 
-async def test_alock_excludes_sync_and_async_holders(aservice):
+def in_other_thread(func):
+    """``func()`` in a new thread (another owner: it starts with an empty context), its
+    result returned or its exception raised here."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = func()
+        except BaseException as exc:  # handed back to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def in_other_task(coro):
+    """``coro`` in a new asyncio task with an empty context: another owner (a task created
+    the usual way inherits its creator's locks)."""
+    return asyncio.create_task(coro, context=contextvars.Context())
+
+
+async def test_alock_excludes_other_sync_and_async_owners(aservice):
+    async def take():
+        async with aservice.alock("u1", blocking_timeout=0.1):
+            pass
+
+    def take_sync():
+        with aservice.lock("u1", blocking_timeout=0.1):
+            pass
+
     async with aservice.alock("u1"):
         assert await aservice.ais_locked("u1") and aservice.is_locked("u1")
         with pytest.raises(SessionLocked):
-            async with aservice.alock("u1", blocking_timeout=0.1):
-                pass
-        with pytest.raises(SessionLocked), aservice.lock("u1", blocking_timeout=0.1):
-            pass
+            await in_other_task(take())
+        with pytest.raises(SessionLocked):
+            in_other_thread(take_sync)
     assert not await aservice.ais_locked("u1")
+
+
+async def test_a_sync_lock_excludes_an_alock_of_another_owner(aservice):
+    async def take():
+        async with aservice.alock("u1", blocking_timeout=0.1):
+            pass
+
+    with aservice.lock("u1"):
+        with pytest.raises(SessionLocked) as raised:
+            await in_other_task(take())
+        assert raised.value.lock is not None and raised.value.lock.user_id == "u1"
+    await in_other_task(take())  # free again
+
+
+async def test_alock_is_reentrant_within_its_task(aservice):
+    async with aservice.alock("u1"):
+        async with aservice.alock("u1", blocking_timeout=0):
+            assert await aservice.ais_locked("u1")
+        assert await aservice.ais_locked("u1")  # the nested block did not release it
+        with aservice.lock("u1", blocking_timeout=0):  # the same owner, sync
+            pass
+        assert await aservice.ais_locked("u1")
+    assert not await aservice.ais_locked("u1")
+
+
+async def test_under_alock_other_owners_writes_are_interrupted_and_write_nothing(aservice):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    await aservice.aset_back_to("u1", slug="hello->say_hello")
+    async with aservice.alock("u1"):
+        moved = await aservice.astep_to("u1", slug="hello->ask_name")  # the owner writes
+        for write in (
+            lambda: aservice.astep_to("u1", slug="goodbye->say_bye"),
+            lambda: aservice.aupdate_session_to("u1", flow="goodbye"),
+            lambda: aservice.aset_back_to("u1", slug="goodbye->say_bye"),
+            lambda: aservice.astep_back("u1"),
+            lambda: aservice.areset("u1"),
+        ):
+            with pytest.raises(SessionInterrupted) as raised:
+                await in_other_task(write())
+            assert raised.value.lock.user_id == "u1" and not raised.value.lock.mine
+        with pytest.raises(SessionInterrupted):
+            in_other_thread(lambda: aservice.step_to("u1", slug="goodbye->say_bye"))
+        assert await aservice.apeek("u1") == moved
+
+        async def child():  # created inside the block: it inherits the lock
+            return await aservice.astep_to("u1", state="get_name")
+
+        assert (await asyncio.create_task(child())).slug == "hello->get_name"
+    assert (await in_other_task(aservice.astep_to("u1", flow="goodbye"))).version == 5
 
 
 async def test_an_alock_that_expired_before_release_raises(aservice):

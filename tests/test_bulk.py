@@ -2,6 +2,7 @@
 skipped; an error stops the walk and says whom it changed."""
 
 import time
+import zlib
 
 import pytest
 
@@ -9,6 +10,7 @@ from stealth_sessions import signals
 from stealth_sessions.context import origin
 from stealth_sessions.exceptions import (
     BulkOperationFailed,
+    InvalidCursor,
     InvalidSlug,
     InvalidStateTransition,
     InvalidUserId,
@@ -61,16 +63,34 @@ def test_move_state_with_run_action_steps_to(crowd, record):
     assert {(c["method"], c["run_action"]) for c in post.calls} == {("step_to", True)}
 
 
-def test_a_user_who_moves_meanwhile_is_skipped(crowd, receiver):
-    def move_c5_first(sender, user_id, **kwargs):
-        if user_id == "c6":  # newest first: c6 is written first; c5 then moves on its own
-            signals.pre_transition.disconnect(move_c5_first)
-            crowd.step_to("c5", slug="goodbye->say_bye")
+def _same_shard_pair() -> tuple[str, str]:
+    """Two user ids in one shard: the walk reads them in one page, before writing either."""
+    seen: dict[int, str] = {}
+    for n in range(1000):
+        user_id = f"pair{n}"
+        shard = zlib.crc32(user_id.encode()) % 64
+        if shard in seen:
+            return seen[shard], user_id
+        seen[shard] = user_id
+    raise AssertionError("unreachable: 65 ids fill 64 shards")
 
-    receiver(signals.pre_transition, move_c5_first)
-    outcome = crowd.move_state("hello->ask_name", "hello->get_name")
-    assert "c5" not in outcome.user_ids and outcome.skipped == 1
-    assert crowd.peek("c5").slug == "goodbye->say_bye"
+
+def test_a_user_who_moves_after_the_walk_read_them_is_skipped(service, receiver):
+    pair = _same_shard_pair()
+    for user_id in pair:
+        service.step_to(user_id, slug="hello->get_name")
+    moved = []
+
+    def move_the_other_first(sender, user_id, **kwargs):
+        signals.pre_transition.disconnect(move_the_other_first)
+        (other,) = set(pair) - {user_id}
+        moved.append(other)
+        service.step_to(other, slug="hello->ask_name")  # on its own, as a bot would
+
+    receiver(signals.pre_transition, move_the_other_first)
+    outcome = service.move_state("hello->get_name", "goodbye->say_bye")
+    assert outcome.user_ids == tuple(set(pair) - set(moved)) and outcome.skipped == 1
+    assert service.peek(moved[0]).slug == "hello->ask_name"
 
 
 @pytest.mark.parametrize(
@@ -106,7 +126,10 @@ def test_an_error_stops_the_walk_and_says_whom_it_changed(crowd, receiver):
 
 
 def test_a_refusing_pre_transition_receiver_leaves_its_user_unchanged(crowd, receiver):
+    seen = []
+
     def refuse_c4(sender, user_id, **kwargs):
+        seen.append(user_id)
         if user_id == "c4":
             raise PermissionError("not this one")
 
@@ -114,5 +137,24 @@ def test_a_refusing_pre_transition_receiver_leaves_its_user_unchanged(crowd, rec
     with pytest.raises(BulkOperationFailed) as caught:
         crowd.move_state("hello->ask_name", "hello->get_name")
     assert caught.value.user_id == "c4"
-    assert caught.value.outcome.user_ids == ("c6", "c5")  # newest first, c4 not written
+    assert caught.value.outcome.user_ids == tuple(seen[:-1])  # those before c4, not c4
     assert crowd.peek("c4").slug == "hello->ask_name"
+
+
+def test_walk_state_reads_each_user_at_the_state_once_a_shard_at_a_time(crowd):
+    seen, cursor, calls = [], None, 0
+    while True:
+        page, cursor = crowd.browsing.walk_state("hello->ask_name", cursor, limit=2)
+        seen += [listed.session.user_id for listed in page]
+        calls += 1
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"c{i}" for i in range(7)]
+    assert calls >= 64  # one shard's range (or part of it) a call
+
+
+def test_walk_state_refuses_a_cursor_it_did_not_give(crowd):
+    with pytest.raises(InvalidCursor):
+        crowd.browsing.walk_state("hello->ask_name", "bm90IGEgY3Vyc29y")
+    with pytest.raises(InvalidSlug):
+        crowd.browsing.walk_state("not a slug")

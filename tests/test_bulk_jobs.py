@@ -4,11 +4,13 @@ its worker dies; without an engine, small states in the request only."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from io import StringIO
 
 import django_rq
@@ -39,7 +41,10 @@ def burst() -> None:
 
 
 def at_state(service, n: int, slug: str = SLUG) -> list[str]:
-    users = [f"u{i:05d}" for i in range(n)]
+    """``n`` users at ``slug``, newest last, all in one shard: the walk reads a shard at a
+    time, so its pages are then full batches, newest first."""
+    ids = (f"u{i:06d}" for i in itertools.count())
+    users = list(itertools.islice((u for u in ids if zlib.crc32(u.encode()) % 64 == 0), n))
     for user in users:
         service.step_to(user, slug=slug)
     return users

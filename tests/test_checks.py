@@ -145,10 +145,19 @@ def test_e007_applies_to_djangos_own_redis_cache(settings):
     assert ids() == ["stealth_sessions.E007"]
 
 
+def test_session_ttl_0_means_never_expire_as_in_stealth(settings):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "SESSION_TTL": 0}
+    assert check_settings() == []
+    from stealth_sessions.service import get_session_service
+
+    session = get_session_service().step_to("u", slug="hello->say_hello")
+    assert session.ttl is None and get_session_service().ttl is None
+
+
 @pytest.mark.parametrize(
     "name,value",
     [
-        ("SESSION_TTL", 0),
+        ("SESSION_TTL", -1),
         ("SESSION_TTL", "1h"),
         ("SESSION_TTL", True),
         ("HISTORY_LENGTH", -1),
@@ -158,6 +167,8 @@ def test_e007_applies_to_djangos_own_redis_cache(settings):
         ("LOCK_TIMEOUT", 0),
         ("CONFLICT_RETRIES", 0),
         ("BULK_JOB_LEASE", 0),
+        ("STEP_LOCKED_RETRIES", 0),
+        ("STEP_LOCKED_RETRY_DELAY", "2s"),
         ("CACHE", 3),
         ("FLOW_MAP", 3),
         ("SESION_TTL", 60),

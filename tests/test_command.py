@@ -58,6 +58,15 @@ def test_show_prints_the_whole_session(service):
     assert "hello->say_hello -> hello->ask_name" in out
 
 
+def test_show_says_who_holds_the_lock_and_each_steps_data(service):
+    service.step_to("u1", slug="hello->say_hello")
+    service.step_to_in("u1", timedelta(hours=1), slug="follow_up->nudge", data={"page": "p7"})
+    with service.lock("u1"):
+        out, _ = run("show", "u1")
+    assert "lock:       held by " in out and ":MainThread until " in out
+    assert 'data {"page": "p7"}' in out
+
+
 def test_show_of_an_unknown_user_or_a_bad_id_is_one_line(service):
     with pytest.raises(CommandError, match="'nobody' has no session"):
         run("show", "nobody")

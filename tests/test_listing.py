@@ -2,6 +2,7 @@
 prefix), paginated by cursor."""
 
 import time
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -85,6 +86,23 @@ def test_users_at_the_same_millisecond_page_without_loss_or_repeat(service):
         assert seen == [f"tie-{i:02d}" for i in range(25)]  # ties: by user id
 
 
+def test_a_page_of_users_crowded_in_one_shard_asks_that_shard_again(service):
+    # A page asks each shard for a share of it first, then again for more only where the
+    # merge used that share up: 40 users of one shard, newest first, fill a page of 30.
+    crowded = [
+        u for u in (f"crowd-{i:04d}" for i in range(5000)) if zlib.crc32(u.encode()) % 64 == 7
+    ]
+    with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=True) as clock:
+        service.step_to("elsewhere-old", slug=SLUGS[0])
+        for user_id in crowded[:40]:
+            clock.shift(0.01)
+            service.step_to(user_id, slug=SLUGS[len(user_id) % 2])
+    page, cursor = service.list_sessions(limit=30)
+    assert [s.user_id for s in page] == crowded[39:9:-1] and cursor is not None
+    page, cursor = service.list_sessions(cursor=cursor, limit=30)
+    assert [s.user_id for s in page] == [*crowded[9::-1], "elsewhere-old"] and cursor is None
+
+
 def test_a_page_that_fills_exactly_reports_no_next_page(population):
     assert population.list_sessions(limit=30)[1] is None
     assert population.list_sessions(limit=29)[1] is not None
@@ -142,6 +160,45 @@ def test_an_exact_user_id_comes_first_in_its_prefix_search(service):
     for user in ("ab", "a", "abc", "b"):
         service.step_to(user, slug="hello->say_hello")
     assert ids(service.list_sessions(user_id_prefix="ab")) == ["ab", "abc"]
+
+
+def test_a_search_anywhere_in_the_id_finds_suffixes_and_substrings(service):
+    for user in ("whatsapp:+447700900015", "+447700900015", "+4477009000150", "sms:+1555", "x7"):
+        service.step_to(user, slug="hello->say_hello")
+    # the exact id first, then the others containing it, by user id
+    assert ids(service.list_sessions(user_id_contains="+447700900015")) == [
+        "+447700900015",
+        "+4477009000150",
+        "whatsapp:+447700900015",
+    ]
+    assert ids(service.list_sessions(user_id_contains="app:")) == ["whatsapp:+447700900015"]
+    assert ids(service.list_sessions(user_id_contains="7", slug="hello->say_hello")) == [
+        "+447700900015",
+        "+4477009000150",
+        "whatsapp:+447700900015",
+        "x7",
+    ]
+    # glob characters are searched for as they are; the activity's hex digits never match
+    assert ids(service.list_sessions(user_id_contains="*")) == []
+    assert ids(service.list_sessions(user_id_contains="f")) == []
+
+
+def test_a_search_anywhere_pages_with_its_own_cursor(service, monkeypatch):
+    monkeypatch.setattr(browsing, "PREFIX_SCAN_CALLS", 1)
+    for i in range(12):
+        service.step_to(f"id-{i:02d}-x", slug=SLUGS[0])
+    seen, cursor = [], None
+    while True:
+        page, cursor = service.list_sessions(user_id_contains="-x", cursor=cursor, limit=5)
+        seen += [s.user_id for s in page]
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"id-{i:02d}-x" for i in range(12)]
+    prefix_cursor = service.list_sessions(user_id_prefix="id", limit=1)[1]
+    with pytest.raises(ValueError, match="cursor"):
+        service.list_sessions(user_id_contains="id", cursor=prefix_cursor)
+    with pytest.raises(TypeError):
+        service.list_sessions(user_id_prefix="id", user_id_contains="id")
 
 
 def test_a_prefix_search_narrowed_by_a_filter_stops_at_its_budget(service, monkeypatch):

@@ -410,3 +410,96 @@ def test_check_an_unusable_scheduler_class():
 
 def test_no_check_message_for_the_default_setup():
     assert _ids() == []
+
+
+# -- interrupt detection: a step firing while the user is locked -----------------------------
+
+
+def test_a_step_firing_while_the_user_is_locked_is_retried_then_applied(service, at_t0):
+    service.step_to("u1", slug="hello->say_hello")
+    step = service.step_to_in("u1", 10, slug="follow_up->nudge")
+    with service.lock("u1"):  # the worker runs in this thread: still another owner
+        drain(T0 + timedelta(seconds=11))
+        assert service.peek("u1").slug == "hello->say_hello"  # never applied mid-action
+        [pending] = service.scheduled_steps("u1")
+        assert (pending.id, pending.retries) == (step.id, 1)
+        drain(T0 + timedelta(seconds=14))  # still locked: retried again
+        assert service.scheduled_steps("u1")[0].retries == 2
+        assert outcomes(service, "u1") == []
+    drain(T0 + timedelta(seconds=17))
+    assert service.peek("u1").slug == "follow_up->nudge"
+    [outcome] = service.scheduled_step_outcomes("u1")
+    assert (outcome.outcome, outcome.retries) == ("applied", 2)
+    assert "locked" in outcome.reason
+
+
+def test_a_step_whose_user_stays_locked_fails_after_the_last_retry(service, settings, at_t0):
+    settings.STEALTH_SESSIONS = {**settings.STEALTH_SESSIONS, "STEP_LOCKED_RETRIES": 1}
+    service = get_session_service()
+    service.step_to("u1", slug="hello->say_hello")
+    service.step_to_in("u1", 10, slug="follow_up->nudge")
+    with service.lock("u1"):
+        drain(T0 + timedelta(seconds=11))
+        drain(T0 + timedelta(seconds=14))
+        assert service.scheduled_steps("u1") == []
+    drain(T0 + timedelta(seconds=30))
+    assert service.peek("u1").slug == "hello->say_hello"
+    [outcome] = service.scheduled_step_outcomes("u1")
+    assert (outcome.outcome, outcome.retries) == ("failed", 1)
+    assert "locked" in outcome.reason
+
+
+def test_the_lock_owner_may_run_a_due_step_itself_and_it_still_waits(service, at_t0):
+    service.step_to("u1", slug="hello->say_hello")
+    step = service.step_to_in("u1", 10, slug="follow_up->nudge")
+    with service.lock("u1"), time_machine.travel(T0 + timedelta(seconds=11), tick=False):
+        assert service.run_scheduled_step("u1", step.id) == "retried"
+    assert service.peek("u1").slug == "hello->say_hello"
+
+
+# -- payloads --------------------------------------------------------------------------------
+
+
+def test_a_steps_data_is_kept_and_returned(service, at_t0):
+    step = service.step_to_in("u1", 10, slug="follow_up->nudge", data={"target_id": "page-7"})
+    at = service.step_to_at("u1", T0 + timedelta(hours=1), flow="goodbye", data={"n": [1, 2]})
+    assert step.data == {"target_id": "page-7"} and at.data == {"n": [1, 2]}
+    assert service.scheduled_steps("u1") == [step, at]
+    assert service.step_to_in("u1", 10, slug="follow_up->nudge").data is None
+    assert service.step_to_in("u1", 10, slug="follow_up->nudge", data={}).data == {}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"big": "x" * 4096},
+        {"when": datetime(2030, 1, 1)},
+        {1: "int key"},
+        {"nan": float("nan")},
+        ["not", "a", "dict"],
+        "page-7",
+    ],
+)
+def test_data_must_be_a_small_json_object_else_nothing_is_stored(service, data):
+    with pytest.raises(InvalidSchedule):
+        service.step_to_in("u1", 10, slug="follow_up->nudge", data=data)
+    assert service.scheduled_steps("u1") == []
+
+
+def test_data_of_up_to_4_kb_is_accepted(service):
+    data = {"x": "y" * (4096 - len('{"x":""}'))}
+    assert service.step_to_in("u1", 10, slug="follow_up->nudge", data=data).data == data
+
+
+def test_when_a_step_fires_its_data_goes_to_the_receivers_and_actions(
+    service, record, action, at_t0
+):
+    pre, post = record(signals.pre_transition), record(signals.post_transition)
+    seen = []
+    action("follow_up->nudge", lambda data, **kw: seen.append(data))
+    service.step_to_in("u1", 10, slug="follow_up->nudge", data={"target_id": "page-7"})
+    drain(T0 + timedelta(seconds=11))
+    assert seen == [{"target_id": "page-7"}]
+    assert pre.calls[-1]["data"] == post.calls[-1]["data"] == {"target_id": "page-7"}
+    service.step_to("u1", slug="follow_up->nudge")
+    assert seen[-1] is None and post.calls[-1]["data"] is None

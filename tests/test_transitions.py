@@ -117,6 +117,7 @@ def test_step_to_sends_pre_and_post_transition_with_run_action(service, record):
         "target": "hello->ask_name",
         "method": "step_to",
         "run_action": True,
+        "data": None,  # a scheduled step's data; None for every other transition
     }
     assert pre.calls[-1] == common
     assert post.calls[-1] == {**common, "session": session}
@@ -261,6 +262,7 @@ def test_on_enter_runs_when_a_user_enters_the_state_with_run_action(service, act
         "method": "step_to",
         "run_action": True,
         "session": session,
+        "data": None,
     }
 
 

@@ -21,13 +21,15 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, re_path, reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.generic import RedirectView
 
-from .. import metrics
+from .. import locking, metrics
 from ..context import origin
 from ..exceptions import (
     BulkOperationFailed,
@@ -35,6 +37,7 @@ from ..exceptions import (
     InvalidSlug,
     InvalidUserId,
     SessionConflict,
+    SessionLocked,
     SessionStoreUnavailable,
     StealthSessionsError,
 )
@@ -47,6 +50,12 @@ from .forms import BackToForm, MoveForm, MoveStateForm
 
 TEMPLATES = "stealth_sessions/admin/"
 LOG_BATCH = 1000
+# The list's filters, carried through "Reset selected" and back (the admin's own name for it).
+FILTERS = "_changelist_filters"
+LIST_PARAMS = ("q", "flow", "slug")
+# "Previous page": the cursors of the pages before this one, newest last, in the URL (cursors
+# are forward-only); beyond this many, only "First page" leads back.
+MAX_PREVIOUS = 30
 
 logger = logging.getLogger("stealth_sessions.admin")
 
@@ -64,7 +73,10 @@ def redis_errors_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
                 "Answered %s %s with a 503: %s", request.method, request.path, exc, exc_info=exc
             )
             metrics.store_unavailable("admin")
-            context = {**self._context(request, "Sessions are unavailable"), "error": str(exc)}
+            context = {
+                **self._context(request, _("Sessions are unavailable")),
+                "error": str(exc),
+            }
             return TemplateResponse(request, TEMPLATES + "unavailable.html", context, status=503)
 
     return wrapper
@@ -149,6 +161,9 @@ class SessionAdmin(admin.ModelAdmin):
         flow = request.GET.get("flow") or None
         slug = request.GET.get("slug") or None
         cursor = request.GET.get("cursor") or None
+        # The cursors of the pages before this one ("" for the first page), oldest first.
+        trail = request.GET.get("prev")
+        previous = [] if trail is None else trail.split(",")[-MAX_PREVIOUS:]
         counts = self.service.count_by_state()
         rows: Sequence[Any] = ()
         next_cursor = None
@@ -156,12 +171,13 @@ class SessionAdmin(admin.ModelAdmin):
             rows, next_cursor = self.service.browse(
                 flow=flow,
                 slug=slug,
-                user_id_prefix=q or None,
+                # Anywhere in the id: "+447700900015" finds "whatsapp:+447700900015".
+                user_id_contains=q or None,
                 cursor=cursor,
                 limit=self.list_per_page,
             )
         except (InvalidSlug, InvalidUserId, InvalidCursor) as exc:
-            messages.error(request, f"Nothing to list: {exc}")
+            messages.error(request, _("Nothing to list: %(error)s") % {"error": exc})
             if isinstance(exc, InvalidSlug):
                 slug = None  # no bulk action on a slug that cannot be one
         flows = _flow_counts(counts)
@@ -177,7 +193,7 @@ class SessionAdmin(admin.ModelAdmin):
             return "?" + urlencode({k: v for k, v in {**query, **change}.items() if v})
 
         flow_links = [
-            {"label": "All", "count": sum(counts.values()), "url": link(flow=None, slug=None),
+            {"label": _("All"), "count": sum(counts.values()), "url": link(flow=None, slug=None),
              "selected": not flow and not slug},
             *({"label": name, "count": entry["total"], "url": link(flow=name, slug=None),
                "selected": flow == name and not slug} for name, entry in flows.items()),
@@ -188,8 +204,19 @@ class SessionAdmin(admin.ModelAdmin):
             for entry in flows.values() for s in entry["states"]
             if not flow or s["slug"].startswith(flow + "->")
         ]  # fmt: skip
+        next_url = None
+        if next_cursor:
+            trail = ",".join([*previous, cursor or ""])  # how to come back here
+            next_url = "?" + urlencode({**query, "cursor": next_cursor, "prev": trail})
+        previous_url = None  # also deeper than MAX_PREVIOUS pages: "First page" only
+        if cursor and previous:
+            back, before = previous[-1], previous[:-1]  # back "": the first page
+            previous_url = "?" + urlencode(
+                {**query, **({"cursor": back} if back else {}),
+                 **({"prev": ",".join(before)} if before else {})}
+            )  # fmt: skip
         context = {
-            **self._context(request, "Sessions"),
+            **self._context(request, _("Sessions")),
             "rows": rows,
             "q": q,
             "exact": bool(q and rows and rows[0].session.user_id == q),
@@ -201,8 +228,12 @@ class SessionAdmin(admin.ModelAdmin):
             "reset_selected_url": self._url("reset_selected"),
             "reset_state_url": self._url("reset_state", slug=slug) if slug else None,
             "move_state_url": self._url("move_state", slug=slug) if slug else None,
-            "next_url": "?" + urlencode({**query, "cursor": next_cursor}) if next_cursor else None,
+            "next_url": next_url,
+            "previous_url": previous_url,
             "first_url": "?" + urlencode(query) if cursor else None,
+            "clear_search_url": link(q=None) if q else None,
+            "filters": urlencode(query),
+            "filters_name": FILTERS,
             "has_bulk_permission": self.has_bulk_permission(request),
             "has_change_permission": self.has_change_permission(request),
             **(extra_context or {}),
@@ -226,7 +257,7 @@ class SessionAdmin(admin.ModelAdmin):
             for s in f["states"]:
                 s["percent"] = round(100 * s["count"] / peak, 1)
         context = {
-            **self._context(request, "Users per flow and state"),
+            **self._context(request, _("Users per flow and state")),
             "flows": flows,
             "total": sum(counts.values()),
         }
@@ -251,7 +282,8 @@ class SessionAdmin(admin.ModelAdmin):
         back_form = BackToForm(initial={"version": version}, **back_kw)
         if session is not None:
             move_form.initial["target"] = session.slug
-            back_form.initial["target"] = session.back_to or session.slug
+            # None set: nothing preselected (the blank choice), not the current state.
+            back_form.initial["target"] = session.back_to or ""
         if request.method == "POST":
             if not self.has_change_permission(request):
                 raise PermissionDenied
@@ -268,7 +300,7 @@ class SessionAdmin(admin.ModelAdmin):
                 self._cancel_step(request, user_id, request.POST.get("step_id", ""))
                 return HttpResponseRedirect(request.path)
             else:
-                messages.error(request, f"Unknown action {action!r}")
+                messages.error(request, _("Unknown action %(action)r") % {"action": action})
                 return HttpResponseRedirect(request.path)
         context = {
             **self._context(request, user_id),
@@ -277,6 +309,7 @@ class SessionAdmin(admin.ModelAdmin):
             "history": service.history(user_id),
             "steps": service.scheduled_steps(user_id),
             "outcomes": service.scheduled_step_outcomes(user_id, limit=10),
+            "lock": service.current_lock(user_id),
             "move_form": move_form,
             "back_form": back_form,
             "has_change_permission": self.has_change_permission(request),
@@ -287,19 +320,39 @@ class SessionAdmin(admin.ModelAdmin):
         return TemplateResponse(request, TEMPLATES + "change_form.html", context)
 
     def _move(self, request: HttpRequest, user_id: str, form: MoveForm) -> bool:
-        def write(data: dict[str, Any]) -> tuple[str, str]:
-            method = data["method"]
+        def write(data: dict[str, Any]) -> tuple[str, str] | str:
+            method, target = data["method"], data["target"]
+            current = self.service.peek(user_id)
+            if current and current.version == data["version"] and current.slug == target:
+                # Already there: nothing written, nothing logged (a step_to would rerun the
+                # state's action, which a support person picking the same state never means).
+                return _("%(user_id)s is already at %(slug)s: nothing changed.") % {
+                    "user_id": user_id,
+                    "slug": target,
+                }
             move = self.service.step_to if method == "step_to" else self.service.update_session_to
-            slug = move(user_id, slug=data["target"], expected_version=data["version"]).slug
-            return f"{method} to {slug}", f"Moved {user_id} to {slug} ({method})."
+            slug = move(user_id, slug=target, expected_version=data["version"]).slug
+            return f"{method} to {slug}", _("Moved %(user_id)s to %(slug)s (%(method)s).") % {
+                "user_id": user_id,
+                "slug": slug,
+                "method": method,
+            }
 
         return self._change_one(request, user_id, form, write)
 
     def _set_back_to(self, request: HttpRequest, user_id: str, form: BackToForm) -> bool:
-        def write(data: dict[str, Any]) -> tuple[str, str]:
+        def write(data: dict[str, Any]) -> tuple[str, str] | str:
             target = data["target"]
+            current = self.service.peek(user_id)
+            if current and current.version == data["version"] and current.back_to == target:
+                return _("The back-to session of %(user_id)s is already %(slug)s.") % {
+                    "user_id": user_id,
+                    "slug": target,
+                }
             self.service.set_back_to(user_id, slug=target, expected_version=data["version"])
-            return f"set_back_to {target}", f"The back-to session of {user_id} is now {target}."
+            return f"set_back_to {target}", _(
+                "The back-to session of %(user_id)s is now %(slug)s."
+            ) % {"user_id": user_id, "slug": target}
 
         return self._change_one(request, user_id, form, write)
 
@@ -308,22 +361,30 @@ class SessionAdmin(admin.ModelAdmin):
         request: HttpRequest,
         user_id: str,
         form: forms.Form,
-        write: Callable[[dict[str, Any]], tuple[str, str]],
+        write: Callable[[dict[str, Any]], tuple[str, str] | str],
     ) -> bool:
         """Apply a valid form with ``write`` (returning the admin log's message and the
-        user's). True: redirect (done, or refused because the user changed meanwhile); False:
-        show the form again with its errors."""
+        user's, or only the user's when there was nothing to change). True: redirect (done,
+        or refused because the user changed meanwhile); False: show the form again with its
+        errors."""
         if not form.is_valid():
             return False
         try:
-            with origin("admin"):
-                log, message = write(form.cleaned_data)
+            with origin("admin"), locking.no_owner():
+                written = write(form.cleaned_data)
         except SessionConflict as exc:
             messages.error(request, _conflict(exc))
+            return True
+        except SessionLocked as exc:
+            messages.error(request, busy(user_id, exc))
             return True
         except StealthSessionsError as exc:
             form.add_error("target", str(exc))
             return False
+        if isinstance(written, str):
+            messages.info(request, written)  # a no-op: no admin log entry either
+            return True
+        log, message = written
         self._log(request, [user_id], CHANGE, log)
         messages.success(request, message)
         return True
@@ -337,9 +398,9 @@ class SessionAdmin(admin.ModelAdmin):
             return
         if cancelled:
             self._log(request, [user_id], CHANGE, f"cancelled scheduled step {step_id}")
-            messages.success(request, "Scheduled step cancelled.")
+            messages.success(request, _("Scheduled step cancelled."))
         else:
-            messages.warning(request, "That step was no longer pending (applied or cancelled).")
+            messages.warning(request, _("That step was no longer pending (applied or cancelled)."))
 
     @redis_errors_page
     def reset_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -348,16 +409,24 @@ class SessionAdmin(admin.ModelAdmin):
             raise PermissionDenied
         session = self.service.peek(user_id)
         if request.method == "POST":
-            with origin("admin"):
-                existed = self.service.reset(user_id)
+            try:
+                with origin("admin"), locking.no_owner():
+                    existed = self.service.reset(user_id)
+            except SessionLocked as exc:
+                messages.error(request, busy(user_id, exc))
+                return HttpResponseRedirect(self._url("change", user_id))
             if existed:
                 self._log(request, [user_id], DELETION, "reset")
-                messages.success(request, f"The session of {user_id} was reset.")
+                messages.success(
+                    request, _("The session of %(user_id)s was reset.") % {"user_id": user_id}
+                )
             else:
-                messages.warning(request, f"{user_id} had no session (any more).")
+                messages.warning(
+                    request, _("%(user_id)s had no session (any more).") % {"user_id": user_id}
+                )
             return HttpResponseRedirect(self._url("changelist"))
         context = {
-            **self._context(request, f"Reset {user_id}?"),
+            **self._context(request, _("Reset %(user_id)s?") % {"user_id": user_id}),
             "user_id": user_id,
             "session": session,
             "steps": self.service.scheduled_steps(user_id),
@@ -376,32 +445,38 @@ class SessionAdmin(admin.ModelAdmin):
         """From the list's checkboxes: confirm, then reset the selected users."""
         if not self.has_bulk_permission(request):
             raise PermissionDenied
+        # Back to the list as it was filtered (search, flow, state), not to everyone.
+        filters = _list_filters(request.POST.get(FILTERS, ""))
+        back = self._url("changelist") + (f"?{filters}" if filters else "")
         if request.method != "POST":
             return HttpResponseRedirect(self._url("changelist"))
         user_ids = request.POST.getlist(ACTION_CHECKBOX_NAME)
         if not user_ids:
-            messages.warning(request, "Select the sessions to reset first.")
-            return HttpResponseRedirect(self._url("changelist"))
+            messages.warning(request, _("Select the sessions to reset first."))
+            return HttpResponseRedirect(back)
         try:
             if request.POST.get("post") == "yes":
                 self._bulk(
                     request,
                     lambda: self.service.reset_many(user_ids),
-                    "Reset {n} session{s}",
+                    lambda n: ngettext("Reset %(n)d session", "Reset %(n)d sessions", n) % {"n": n},
                     DELETION,
                     "reset",
                 )
-                return HttpResponseRedirect(self._url("changelist"))
+                return HttpResponseRedirect(back)
             for user_id in user_ids:
                 validate_user_id(user_id)
         except InvalidUserId as exc:
             messages.error(request, str(exc))
-            return HttpResponseRedirect(self._url("changelist"))
+            return HttpResponseRedirect(back)
         context = {
-            **self._context(request, "Reset the selected sessions?"),
+            **self._context(request, _("Reset the selected sessions?")),
             "user_ids": user_ids,
             "count": len(user_ids),
             "checkbox_name": ACTION_CHECKBOX_NAME,
+            "filters": filters,
+            "filters_name": FILTERS,
+            "back_url": back,
         }
         return TemplateResponse(request, TEMPLATES + "reset_selected_confirmation.html", context)
 
@@ -417,13 +492,18 @@ class SessionAdmin(admin.ModelAdmin):
             self._bulk(
                 request,
                 lambda: self.service.reset_state(slug),
-                "Reset {n} session{s} at " + slug,
+                lambda n: (
+                    ngettext(
+                        "Reset %(n)d session at %(slug)s", "Reset %(n)d sessions at %(slug)s", n
+                    )
+                    % {"n": n, "slug": slug}
+                ),
                 DELETION,
                 "reset",
             )
             return HttpResponseRedirect(self._url("changelist"))
         context = {
-            **self._context(request, f"Reset everyone at {slug}?"),
+            **self._context(request, _("Reset everyone at %(slug)s?") % {"slug": slug}),
             "slug": slug,
             "count": self.service.count_by_state().get(slug, 0),
         }
@@ -448,7 +528,14 @@ class SessionAdmin(admin.ModelAdmin):
                 self._bulk(
                     request,
                     lambda: self.service.move_state(slug, target, run_action=run_action),
-                    "Moved {n} session{s} from " + f"{slug} to {target}",
+                    lambda n: (
+                        ngettext(
+                            "Moved %(n)d session from %(slug)s to %(target)s",
+                            "Moved %(n)d sessions from %(slug)s to %(target)s",
+                            n,
+                        )
+                        % {"n": n, "slug": slug, "target": target}
+                    ),
                     CHANGE,
                     f"{method} to {target} (moved everyone at {slug})",
                 )
@@ -457,7 +544,7 @@ class SessionAdmin(admin.ModelAdmin):
             else:
                 return HttpResponseRedirect(self._url("changelist", slug=target))
         context = {
-            **self._context(request, f"Move everyone at {slug}"),
+            **self._context(request, _("Move everyone at %(slug)s") % {"slug": slug}),
             "slug": slug,
             "count": self.service.count_by_state().get(slug, 0),
             "form": form,
@@ -472,10 +559,13 @@ class SessionAdmin(admin.ModelAdmin):
             return False
         messages.error(
             request,
-            f"{count} users are at {slug}: too many to change in one web request (at most "
-            f"{self.bulk_in_request_limit}). Configure a task engine (STEALTH_SESSIONS"
-            "['SCHEDULER'], RQ by default, with a worker running) to change them in the "
-            "background, or use the service's reset_state()/move_state() from a shell.",
+            _(
+                "%(count)d users are at %(slug)s: too many to change in one web request (at "
+                "most %(limit)d). Configure a task engine (STEALTH_SESSIONS['SCHEDULER'], RQ "
+                "by default, with a worker running) to change them in the background, or use "
+                "the service's reset_state()/move_state() from a shell."
+            )
+            % {"count": count, "slug": slug, "limit": self.bulk_in_request_limit},
         )
         return True
 
@@ -490,7 +580,11 @@ class SessionAdmin(admin.ModelAdmin):
         job = self.service.jobs.start(
             kind, slug, target, run_action=run_action, started_by=request.user.get_username()
         )
-        messages.success(request, f"Started in the background: {job.total} user(s) at {slug}.")
+        messages.success(
+            request,
+            _("Started in the background: %(total)d user(s) at %(slug)s.")
+            % {"total": job.total, "slug": slug},
+        )
         return HttpResponseRedirect(self._url("bulk_job", job.id))
 
     @redis_errors_page
@@ -501,20 +595,25 @@ class SessionAdmin(admin.ModelAdmin):
         jobs = self.service.jobs
         job = jobs.get(job_id)
         if job is None:
-            raise Http404("No such bulk job (finished jobs are kept for 7 days)")
+            raise Http404(_("No such bulk job (finished jobs are kept for 7 days)"))
         if request.method == "POST":
             action = request.POST.get("action")
             if action == "cancel" and jobs.cancel(job_id):
-                messages.success(request, "Cancelling: the job stops before its next batch.")
+                messages.success(request, _("Cancelling: the job stops before its next batch."))
             elif action == "resume" and job.stale and jobs.resume(job_id):
-                messages.success(request, "Resumed from its last saved batch.")
+                messages.success(request, _("Resumed from its last saved batch."))
             else:
-                messages.warning(request, f"Nothing to {action}: the job is {job.status}.")
+                messages.warning(
+                    request,
+                    _("Nothing to %(action)s: the job is %(status)s.")
+                    % {"action": action, "status": job.status},
+                )
             return HttpResponseRedirect(request.path)
         what = (
-            f"Reset everyone at {job.slug}"
+            _("Reset everyone at %(slug)s") % {"slug": job.slug}
             if job.kind == RESET
-            else f"Move everyone at {job.slug} to {job.target}"
+            else _("Move everyone at %(slug)s to %(target)s")
+            % {"slug": job.slug, "target": job.target}
         )
         context = {
             **self._context(request, what),
@@ -539,7 +638,7 @@ class SessionAdmin(admin.ModelAdmin):
         self,
         request: HttpRequest,
         run: Callable[[], BulkOutcome],
-        done: str,
+        done: Callable[[int], str],
         flag: int,
         log: str,
     ) -> None:
@@ -555,16 +654,24 @@ class SessionAdmin(admin.ModelAdmin):
             n, cause = partial.changed, exc.__cause__
             messages.error(
                 request,
-                done.format(n=n, s="" if n == 1 else "s")
-                + f", then stopped at {exc.user_id}: {type(cause).__name__}: {cause}."
-                " The users after it were left as they were.",
+                _(
+                    "%(done)s, then stopped at %(user_id)s: %(error)s. The users after it "
+                    "were left as they were."
+                )
+                % {
+                    "done": done(n),
+                    "user_id": exc.user_id,
+                    "error": f"{type(cause).__name__}: {cause}",
+                },
             )
             return
         self._log(request, outcome.user_ids, flag, log)
         n = outcome.changed
-        message = done.format(n=n, s="" if n == 1 else "s") + "."
+        message = done(n) + "."
         if outcome.skipped:
-            message += f" {outcome.skipped} skipped: moved, reset or gone meanwhile."
+            message += " " + _("%(skipped)d skipped: moved, reset or gone meanwhile.") % {
+                "skipped": outcome.skipped
+            }
         messages.success(request, message)
 
     # -- helpers ------------------------------------------------------------------------
@@ -599,11 +706,31 @@ class SessionAdmin(admin.ModelAdmin):
             )
 
 
+def busy(user_id: str, exc: SessionLocked) -> str:
+    lock = exc.lock
+    if lock is None:
+        return _(
+            "Not changed: %(user_id)s is busy: a worker holds their session lock, handling "
+            "their message. Try again in a moment."
+        ) % {"user_id": user_id}
+    return _(
+        "Not changed: %(user_id)s is busy: a worker holds their session lock (until "
+        "%(until)s UTC at the latest), handling their message. Try again in a moment."
+    ) % {"user_id": user_id, "until": f"{lock.until:%H:%M:%S}"}
+
+
 def _conflict(exc: SessionConflict) -> str:
-    return (
-        f"Not changed: the session of {exc.user_id} changed meanwhile (now version {exc.actual}). "
+    return _(
+        "Not changed: the session of %(user_id)s changed meanwhile (now version %(version)s). "
         "Here it is as it is now."
-    )
+    ) % {"user_id": exc.user_id, "version": exc.actual}
+
+
+def _list_filters(raw: str) -> str:
+    """The list's own parameters from a ``_changelist_filters`` value, re-encoded: nothing
+    else from a posted form reaches a redirect."""
+    given = QueryDict(raw)
+    return urlencode([(k, given[k]) for k in LIST_PARAMS if given.get(k)])
 
 
 def _flow_counts(counts: dict[str, int], flow_map: Any = None) -> dict[str, dict[str, Any]]:

@@ -12,10 +12,12 @@ of a validation error is that of its first field error.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -66,6 +68,7 @@ class Conflict(APIError):
     status_code = status.HTTP_409_CONFLICT
     default_detail = _("The request conflicts with the session's current state.")
     default_code = "conflict"
+    wait: int | None = None  # Retry-After, for a locked session
 
 
 class PreconditionFailed(APIError):
@@ -121,7 +124,7 @@ def to_api_error(exc: Exception, request: Any) -> Exception:
     if isinstance(exc, InvalidStateTransition):
         return BadRequest(str(exc), "invalid_transition")
     if isinstance(exc, SessionLocked):
-        return Conflict(str(exc), "session_locked")
+        return locked(exc)
     if isinstance(exc, Http404):
         return NotFound()
     if isinstance(exc, DjangoPermissionDenied):
@@ -131,6 +134,21 @@ def to_api_error(exc: Exception, request: Any) -> Exception:
         # service): still the caller's input, never a 500.
         return BadRequest(str(exc), "invalid")
     return exc
+
+
+def locked(exc: SessionLocked) -> Conflict:
+    """409 ``session_locked``: another owner holds the user's lock (a worker handling their
+    message). Retry-After: the seconds until its auto-release, at most; ``locked_until``."""
+    lock = exc.lock
+    if lock is None:
+        error = Conflict(str(exc), "session_locked")
+        error.wait = RETRY_AFTER_SECONDS
+        return error
+    until = lock.until.isoformat().replace("+00:00", "Z")
+    error = Conflict(str(exc), "session_locked", locked_until=until)
+    left = (lock.until - timezone.now()).total_seconds()
+    error.wait = max(RETRY_AFTER_SECONDS, math.ceil(left))
+    return error
 
 
 def _field_errors(detail: Any) -> dict[str, list[dict[str, str]]]:

@@ -167,12 +167,28 @@ class StepToInSerializer(TargetSerializer):
     if_unchanged = serializers.BooleanField(
         default=False, help_text="Only step if the session has not moved since scheduling."
     )
+    # A declared field, not an override of .data: SerializerMetaclass moves it away.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A JSON object (at most 4 kB encoded) kept with the step and passed to the "
+        "receivers as `data` when it fires (e.g. the page id the bot answers from).",
+    )
 
 
 class StepToAtSerializer(TargetSerializer):
     at = AwareDateTimeField()
     if_unchanged = serializers.BooleanField(
         default=False, help_text="Only step if the session has not moved since scheduling."
+    )
+    # A declared field, not an override of .data: SerializerMetaclass moves it away.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A JSON object (at most 4 kB encoded) kept with the step and passed to the "
+        "receivers as `data` when it fires (e.g. the page id the bot answers from).",
     )
 
 
@@ -209,6 +225,13 @@ class ScheduledStepSerializer(serializers.Serializer):
     due = serializers.DateTimeField()
     created = serializers.DateTimeField()
     if_unchanged = serializers.BooleanField()
+    # A declared field, not an override of .data: SerializerMetaclass moves it away.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        allow_null=True, help_text="The step's data, or null."
+    )
+    retries = serializers.IntegerField(
+        help_text="How often it fired while the user was locked and was put off."
+    )
 
 
 class SessionSummarySerializer(serializers.Serializer):
@@ -336,6 +359,8 @@ def scheduled_step(step: Any) -> dict[str, Any]:
         "due": _iso(step.due),
         "created": _iso(step.created),
         "if_unchanged": bool(step.if_unchanged),
+        "data": step.data,
+        "retries": step.retries,
     }
 
 

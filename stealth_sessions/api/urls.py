@@ -7,10 +7,9 @@ template loads Google fonts).
 """
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from .views import FlowViewSet, OfflineSwaggerView, SessionViewSet
+from .views import FlowViewSet, OfflineSwaggerView, SchemaView, SessionViewSet
 
 app_name = "stealth_sessions_api"
 
@@ -22,6 +21,6 @@ SCHEMA = f"{app_name}:schema"
 
 urlpatterns = [
     *router.urls,
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", OfflineSwaggerView.as_view(url_name=SCHEMA), name="docs"),
 ]

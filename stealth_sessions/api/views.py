@@ -16,7 +16,7 @@ from django.http.request import RawPostDataException
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import is_list_serializer
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
@@ -30,6 +30,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
+from .. import locking
 from ..service import SessionService, get_session_service, origin
 from ..slugs import parse
 from ..values import ScheduledStep, Session
@@ -178,7 +179,9 @@ class ServiceAPIMixin(APIView):
         return exception_handler
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        with origin("api"):  # the history records that the API moved the user
+        # The history records that the API moved the user; a request never owns a user's lock
+        # (even when a test client runs it inside the code holding one).
+        with origin("api"), locking.no_owner():
             return super().dispatch(request, *args, **kwargs)
 
     @property
@@ -425,6 +428,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             data.validated_data["delay"],
             **data.target(),
             if_unchanged=data.validated_data["if_unchanged"],
+            data=data.validated_data["data"],
         )
         return self._scheduled_response(user_id, step)
 
@@ -443,6 +447,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             data.validated_data["at"],
             **data.target(),
             if_unchanged=data.validated_data["if_unchanged"],
+            data=data.validated_data["data"],
         )
         return self._scheduled_response(user_id, step)
 
@@ -514,9 +519,19 @@ class FlowViewSet(ServiceAPIMixin, viewsets.ViewSet):
         return self.respond({"flows": flows})
 
 
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI document of the API. Every view of the API carries its own schema class
+    (``ServiceSchema``), and the two documentation views none (left out of the document), so
+    neither ``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]`` nor ``SPECTACULAR_SETTINGS`` is needed."""
+
+    schema = None
+
+
 class OfflineSwaggerView(SpectacularSwaggerView):
     """Swagger UI from drf-spectacular-sidecar's static files: no CDN, works offline
     (needs ``drf_spectacular_sidecar`` in INSTALLED_APPS)."""
+
+    schema = None  # not an endpoint of the API: left out of the OpenAPI document
 
     @staticmethod
     def _swagger_ui_resource(filename: str) -> str:

@@ -1,6 +1,10 @@
--- set_back_to. KEYS: session, previous, back_to, data, sessions, slugs.
--- ARGV: user id, target, expected version ('' = any), ttl ms ('' = none), now (inv).
--- Returns {-1} without a session, {0, version} on conflict, else {3, ...} as transition.lua.
+-- set_back_to. KEYS: session, previous, back_to, data, sessions, slugs, lock.
+-- ARGV: user id, target, expected version ('' = any), ttl ms ('' = none), now (inv), the
+-- caller's lock owner token ('' = none).
+-- Returns {-1} without a session, {0, version} on conflict, {-4, ...} when another owner
+-- holds the lock, else {3, ...} as transition.lua.
+local locked = interrupted(KEYS[7], ARGV[6])
+if locked then return locked end
 local uid, target, expected = ARGV[1], ARGV[2], ARGV[3]
 local ttl = tonumber(ARGV[4]) or false
 local v = read_user(KEYS)

@@ -2,9 +2,8 @@
 -- from the slugs asked for. KEYS: sessions, slugs. ARGV: scope ('all', 'flow' or 'slug'),
 -- the flow or slug, the cursor ('<inv>|<user id>', '' = from the start), how many, the
 -- expiry cut (inv, '' = none). Returns up to that many members '<slug>|<inv>|<user id>',
--- newest first. Each slug's range is already in that order, and is read CHUNK members at a
--- time as the merge consumes it: the call reads about what it returns, plus a chunk a slug.
-local CHUNK = 32
+-- newest first. Each slug's range is already in that order, and is read as the merge
+-- consumes it: the call reads about what it returns, plus a small share of the page a slug.
 local scope, name, cursor, want, cut = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local slugs = {name}
 if scope ~= 'slug' then
@@ -22,14 +21,17 @@ local function bytes_lt(a, b)
   end
   return #a < #b
 end
--- A slug's range, read on demand; list.inv and list.uid: its next member's (nil: exhausted).
-local function advance(list)
+-- A slug's range, read on demand, each read twice the one before and no more than the page
+-- still needs; list.inv and list.uid: its next member's (nil: exhausted).
+local function advance(list, need)
   list.at = list.at + 1
   if not list.items[list.at] and not list.done then
-    local batch = redis.call('ZRANGEBYLEX', KEYS[1], list.lo, list.hi, 'LIMIT', 0, CHUNK)
+    local size = math.max(1, math.min(need, list.size))
+    list.size = 2 * list.size
+    local batch = redis.call('ZRANGEBYLEX', KEYS[1], list.lo, list.hi, 'LIMIT', 0, size)
     list.items, list.at = batch, 1
     if #batch > 0 then list.lo = '(' .. batch[#batch] end
-    list.done = #batch < CHUNK
+    list.done = #batch < size
   end
   local item = list.items[list.at]
   if item then
@@ -38,25 +40,42 @@ local function advance(list)
   end
   return item ~= nil
 end
-local lists = {}
+local function newer(a, b)
+  return a.inv < b.inv or (a.inv == b.inv and bytes_lt(a.uid, b.uid))
+end
+-- The slugs' ranges in a binary heap by their next member, newest on top: a page of N from S
+-- slugs costs N log S comparisons. Each range is first read a share of the page at a time
+-- (a page of 100 over 60 slugs reads 3 a slug, not 100), then twice as many each time.
+local heap = {}
+local function sift_down(i)
+  local n = #heap
+  while true do
+    local l, r, top = 2 * i, 2 * i + 1, i
+    if l <= n and newer(heap[l], heap[top]) then top = l end
+    if r <= n and newer(heap[r], heap[top]) then top = r end
+    if top == i then return end
+    heap[i], heap[top] = heap[top], heap[i]
+    i = top
+  end
+end
+local first = math.min(want, math.floor(want / #slugs) + 2)
 for _, slug in ipairs(slugs) do
   local list = {
     lo = cursor == '' and ('[' .. slug .. '|') or ('(' .. slug .. '|' .. cursor),
     hi = cut == '' and ('(' .. slug .. '}') or ('(' .. slug .. '|' .. cut),
-    skip = #slug + 2, items = {}, at = 0, done = false,
+    skip = #slug + 2, items = {}, at = 0, done = false, size = first,
   }
-  if advance(list) then lists[#lists + 1] = list end
+  if advance(list, first) then heap[#heap + 1] = list end
 end
+for i = math.floor(#heap / 2), 1, -1 do sift_down(i) end
 local out = {}
-while #out < want and #lists > 0 do
-  local best, best_at = lists[1], 1
-  for i = 2, #lists do
-    local list = lists[i]
-    if list.inv < best.inv or (list.inv == best.inv and bytes_lt(list.uid, best.uid)) then
-      best, best_at = list, i
-    end
-  end
+while #out < want and #heap > 0 do
+  local best = heap[1]
   out[#out + 1] = best.items[best.at]
-  if not advance(best) then table.remove(lists, best_at) end
+  if not advance(best, want - #out) then
+    heap[1] = heap[#heap]
+    heap[#heap] = nil
+  end
+  sift_down(1)
 end
 return out

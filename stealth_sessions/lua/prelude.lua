@@ -19,6 +19,17 @@
 
 local MAX_CODES = 10000
 
+-- Interrupt detection: {-4, lock value, ms left} when the user's lock (lock_key) is held by
+-- another owner than the caller (owner: the caller's token, '' for none); nil otherwise.
+-- Checked before anything is written, in the script that writes (see lua/lock_take.lua).
+local function interrupted(lock_key, owner)
+  local held = redis.call('GET', lock_key)
+  if held and string.sub(held, 1, 33) ~= owner .. '|' then
+    return {-4, held, redis.call('PTTL', lock_key)}
+  end
+  return nil
+end
+
 -- The flow of a well-formed slug (nil for anything else).
 local function flow_of(slug)
   return string.match(slug, '^([%a_][%w_]*)%->[%a_][%w_]*$')
@@ -53,7 +64,12 @@ local function data_value(mode, ver, inv, slug, entries)
 end
 
 local function read_user(K)
-  return redis.call('MGET', K[1], K[2], K[3], K[4])
+  local v = redis.call('MGET', K[1], K[2], K[3], K[4])
+  -- A blank slug (what Stealth writes for "none") reads as absent.
+  if v[1] == '' then v[1] = false end
+  if v[2] == '' then v[2] = false end
+  if v[3] == '' then v[3] = false end
+  return v
 end
 
 -- Move the user's index entry (old: slug and inv as data has them, nil if not indexed).
@@ -142,8 +158,9 @@ local function remove_steps(steps, due, outcomes, uid, now, outcome, reason, kee
     if record then
       redis.call('HDEL', steps, id)
       redis.call('ZREM', due, id .. ':' .. uid)
+      local rec = cjson.decode(record)
       redis.call('LPUSH', outcomes,
-        cjson.encode({now, id, cjson.decode(record).target, outcome, reason}))
+        cjson.encode({now, id, rec.target, outcome, reason, rec.retries or 0}))
       removed[#removed + 1] = id
       removed[#removed + 1] = record
     end

@@ -8,7 +8,8 @@ from ..service import get_session_service
 
 def run_step(user_id: str, step_id: str) -> str:
     """Apply scheduled step ``step_id`` of ``user_id`` if still pending; returns its outcome
-    ("applied", "dropped", "failed", "gone", "early"). See SessionService.run_scheduled_step."""
+    ("applied", "dropped", "failed", "gone", "early", "retried"). See
+    SessionService.run_scheduled_step."""
     return get_session_service().run_scheduled_step(user_id, step_id)
 
 

@@ -140,7 +140,7 @@ def test_support_finds_moves_and_resets_a_user(
     expect(state_filter(page, "hello->ask_name", 4)).to_be_visible()
     screenshot(page, "admin_sessions_list")
 
-    # 3. Search by the exact id: that user first, then the ids it starts.
+    # 3. Search by the exact id: that user first, then the ids containing it.
     page.fill("#searchbar", "+4470001")
     page.get_by_role("button", name="Search").click()
     expect(page).to_have_url(re.compile(r"\?q=%2B4470001$"))
@@ -217,7 +217,7 @@ def test_support_finds_moves_and_resets_a_user(
     expect(page.locator("#content")).to_contain_text(
         "Reset the session of bob? Their current (goodbye->say_bye)"
     )
-    expect(page.locator("#content")).to_contain_text("their 1 pending scheduled step cancelled")
+    expect(page.locator("#content")).to_contain_text("Their 1 pending scheduled step is cancelled.")
     screenshot(page, "admin_session_reset_confirm")
     assert redis_client.get(key) == b"goodbye->say_bye"
 
@@ -343,7 +343,7 @@ def test_dashboard_charts_users_per_state(
         slug = parse_qs(urlsplit(href).query)["slug"][0]
         count = int(tr.locator(".ss-count").inner_text())
         bar = tr.locator(".ss-bar")
-        assert bar.get_attribute("aria-label") == f"{count} users"
+        assert bar.get_attribute("aria-label") == f"{count} user{'' if count == 1 else 's'}"
         width = float(re.search(r"width: ([\d.]+)%", bar.get_attribute("style") or "")[1])
         charted[slug] = (count, width)
     assert {slug: c for slug, (c, _) in charted.items() if c} == counts

@@ -163,10 +163,16 @@ class Command(BaseCommand):
             write(f"back-to:    {session.back_to or '(none)'}")
             write(f"expires in: {'never' if session.ttl is None else f'{session.ttl} s'}")
             write(f"version:    {session.version}")
-        write(f"lock:       {'held' if service.is_locked(user_id) else 'free'}")
+        lock = service.current_lock(user_id)
+        if lock is None:
+            write("lock:       free")
+        else:
+            write(f"lock:       held by {lock.holder} until {lock.until.isoformat()}")
         write(f"pending steps: {len(steps)}")
         for step in steps:
             extra = ", if unchanged" if step.if_unchanged else ""
+            if step.data is not None:
+                extra += f", data {json.dumps(step.data)}"
             write(f"  {step.due.isoformat()}  -> {step.target}  ({step.method}{extra}) {step.id}")
         history = service.history(user_id, limit=service.history_length)
         write(f"history ({len(history)}, newest first):")
@@ -419,7 +425,7 @@ class Command(BaseCommand):
         cursor = None
         with self._progress(what, total) as progress:
             while True:
-                page, cursor = service.browse(slug=slug, cursor=cursor, limit=BATCH)
+                page, cursor = service.browsing.walk_state(slug, cursor, BATCH)
                 for listed in page:
                     self._stop_if_interrupted(changed + skipped, total, changed)
                     try:
