@@ -424,6 +424,10 @@ class SessionService:
         them. InvalidStateTransition if the user has no session (nothing is counted)."""
         return self._run(self._record_failure(user_id))
 
+    async def arecord_failure(self, user_id: str) -> int:
+        """``record_failure``, on the event loop."""
+        return await self._arun(self._record_failure(user_id))
+
     def _record_failure(self, user_id: str) -> Plan[int]:
         failures = yield from self.store.plan_failures(
             validate_user_id(user_id), record=True, ttl_ms=self.catch_all_ttl * 1000
@@ -436,6 +440,10 @@ class SessionService:
         """How many failures were counted at the user's current slug within CATCH_ALL_TTL
         of each other (0: none, or no session)."""
         return self._run(self._failure_level(user_id))
+
+    async def afailure_level(self, user_id: str) -> int:
+        """``failure_level``, on the event loop."""
+        return await self._arun(self._failure_level(user_id))
 
     def _failure_level(self, user_id: str) -> Plan[int]:
         failures = yield from self.store.plan_failures(
@@ -488,6 +496,10 @@ class SessionService:
         """Who holds the user's lock (since, until its auto-release, the slug the user was at
         when it was taken), or None when it is free."""
         return self._run(self.store.plan_current_lock(validate_user_id(user_id)))
+
+    async def acurrent_lock(self, user_id: str) -> LockInfo | None:
+        """``current_lock``, on the event loop (``mine``: held by this asyncio task)."""
+        return await self._arun(self.store.plan_current_lock(validate_user_id(user_id)))
 
     # -- the collaborators' methods, on the service (documented there) --------------------
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from botproject.redis_server import RedisServer
 from stealth_sessions import signals
 from stealth_sessions.exceptions import (
+    InvalidSchedule,
     InvalidStateTransition,
     NoBackToSession,
     SessionConflict,
@@ -245,6 +246,44 @@ async def test_aget_with_scheduled_and_the_outcomes_answer_as_the_sync_ones(aser
     assert [(o.step_id, o.outcome) for o in outcomes] == [(step.id, "cancelled")]
 
 
+async def test_astep_to_in_and_at_keep_data_passed_to_receivers_and_actions_when_fired(
+    aservice, record, action
+):
+    pre, post = record(signals.pre_transition), record(signals.post_transition)
+    seen = []
+    action("follow_up->nudge", lambda data, **kw: seen.append(data))
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    later = await aservice.astep_to_in(
+        "u1", 3600, slug="follow_up->nudge", data={"target_id": "page-7"}
+    )
+    due = await aservice.astep_to_at(
+        "u1", timezone.now() - timedelta(seconds=1), slug="follow_up->nudge", data={"n": [1]}
+    )
+    assert later.data == {"target_id": "page-7"} and due.data == {"n": [1]}
+    assert await aservice.ascheduled_steps("u1") == [due, later] == aservice.scheduled_steps("u1")
+    assert (await aservice.astep_to_in("u1", 60, slug="follow_up->nudge")).data is None
+    with pytest.raises(InvalidSchedule):
+        await aservice.astep_to_in("u1", 60, slug="follow_up->nudge", data={"x": "y" * 4096})
+    assert len(await aservice.ascheduled_steps("u1")) == 3
+    assert aservice.run_scheduled_step("u1", due.id) == "applied"
+    assert seen == [{"n": [1]}]
+    assert pre.calls[-1]["data"] == post.calls[-1]["data"] == {"n": [1]}
+    await aservice.astep_to("u1", slug="follow_up->nudge")
+    assert seen[-1] is None and post.calls[-1]["data"] is None
+
+
+async def test_a_step_firing_while_an_alock_holds_the_user_is_retried(aservice):
+    await aservice.astep_to("u1", slug="hello->say_hello")
+    step = await aservice.astep_to_at(
+        "u1", timezone.now() - timedelta(seconds=1), slug="follow_up->nudge"
+    )
+    async with aservice.alock("u1"):
+        # Never the owner, even run inside the owner's task.
+        assert aservice.run_scheduled_step("u1", step.id) == "retried"
+    assert (await aservice.apeek("u1")).slug == "hello->say_hello"
+    assert [s.retries for s in await aservice.ascheduled_steps("u1")] == [1]
+
+
 async def test_astep_to_in_without_an_engine_stores_nothing(aservice, settings):
     from django.core.exceptions import ImproperlyConfigured
 
@@ -349,6 +388,37 @@ async def test_under_alock_other_owners_writes_are_interrupted_and_write_nothing
 
         assert (await asyncio.create_task(child())).slug == "hello->get_name"
     assert (await in_other_task(aservice.astep_to("u1", flow="goodbye"))).version == 5
+
+
+async def test_acurrent_lock_says_who_holds_it_as_current_lock_does(aservice):
+    assert await aservice.acurrent_lock("u1") is None
+    await aservice.astep_to("u1", slug="hello->ask_name")
+    async with aservice.alock("u1", timeout=10):
+        lock = await aservice.acurrent_lock("u1")
+        assert lock.mine and lock.user_id == "u1" and lock.slug == "hello->ask_name"
+        assert asyncio.current_task().get_name() in lock.holder
+        assert 8 < (lock.until - lock.since).total_seconds() <= 11
+        assert (await in_other_task(aservice.acurrent_lock("u1"))).mine is False
+        assert in_other_thread(lambda: aservice.current_lock("u1")).mine is False
+        assert aservice.current_lock("u1").mine  # the sync read, in the same task
+    assert await aservice.acurrent_lock("u1") is None
+
+
+async def test_arecord_failure_and_afailure_level_count_as_the_sync_ones(aservice):
+    with pytest.raises(InvalidStateTransition):
+        await aservice.arecord_failure("u1")  # no session: nothing counted
+    assert await aservice.afailure_level("u1") == 0
+    await aservice.astep_to("u1", slug="hello->ask_name")
+    assert [await aservice.arecord_failure("u1") for _ in range(2)] == [1, 2]
+    assert aservice.record_failure("u1") == 3
+    assert await aservice.afailure_level("u1") == aservice.failure_level("u1") == 3
+    await aservice.astep_to("u1", slug="hello->get_name")
+    assert await aservice.afailure_level("u1") == 0  # each state its own counter
+    await aservice.astep_to("u1", slug="hello->ask_name")
+    assert await aservice.afailure_level("u1") == 3
+    await aservice.areset("u1")
+    await aservice.astep_to("u1", slug="hello->ask_name")
+    assert await aservice.afailure_level("u1") == 0  # reset removed the counters
 
 
 async def test_an_alock_that_expired_before_release_raises(aservice):
