@@ -296,10 +296,11 @@ async def toggle(service, user_id: str) -> int:
 
 async def test_concurrent_writers_on_one_event_loop_lose_no_write(aservice):
     await aservice.astep_to("u1", slug="hello->say_hello")
-    conflicts = await asyncio.gather(*(toggle(aservice, "u1") for _ in range(50)))
-    assert (await aservice.apeek("u1")).version == 51
+    # 20 writers: each conflict costs a retry, so the calls grow as the square of the writers
+    conflicts = await asyncio.gather(*(toggle(aservice, "u1") for _ in range(20)))
+    assert (await aservice.apeek("u1")).version == 21
     assert sum(conflicts) > 0, "the writers did race"
-    assert len(await aservice.ahistory("u1")) == 50
+    assert len(await aservice.ahistory("u1")) == 20
 
 
 WRITER = textwrap.dedent(
