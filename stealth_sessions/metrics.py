@@ -13,8 +13,8 @@ registry, which django-prometheus's ``/metrics`` view and prometheus_client's ow
                                                          the indexes on each scrape
 
 Counting costs nothing when METRICS is off: the hooks below (called by the service, the
-scheduled steps and the views) return at once. Each process counts its own (web servers, RQ workers): see the
-README's "Operating" for exposing a worker's.
+scheduled steps and the views) return at once. Each process counts its own (web servers, RQ
+workers): see the README's "Operating" for exposing a worker's.
 """
 
 from __future__ import annotations
