@@ -366,8 +366,7 @@ def async_client_factory(alias: str) -> Callable[[], Any]:
     ``cluster_arguments``), otherwise a ``redis.asyncio.Redis`` on the URL the sync client
     writes to (django-redis: the first ``LOCATION``, with ``PASSWORD``/``USERNAME``, the
     socket timeouts, ``CONNECTION_POOL_KWARGS``; Django's RedisCache: its connection
-    ``OPTIONS``), its pool a BlockingConnectionPool (see _async_redis). The store builds one
-    per event loop. Sentinel is not supported."""
+    ``OPTIONS``). The store builds one per event loop. Sentinel is not supported."""
     from django.conf import settings
 
     config: dict[str, Any] = settings.CACHES[alias]
@@ -412,14 +411,11 @@ def async_client_factory(alias: str) -> Callable[[], Any]:
 
 
 def _async_redis(url: str, kwargs: dict[str, Any]) -> redis.asyncio.Redis:
-    """A redis.asyncio client whose pool, when all its connections (``max_connections``,
-    default 100) are busy, makes a task wait for one (bounded by the socket timeout, else
-    20 s) rather than fail: a burst of concurrent tasks queues instead of raising."""
+    """A redis.asyncio client of at most ``max_connections`` connections (default 100); the
+    store makes further concurrent calls wait for one (RedisStore.aclient)."""
     kwargs = dict(kwargs)
     kwargs.setdefault("max_connections", 100)
-    kwargs.setdefault("timeout", kwargs.get("socket_timeout") or 20)
-    pool = redis.asyncio.BlockingConnectionPool.from_url(url, **kwargs)
-    return redis.asyncio.Redis(connection_pool=pool)
+    return redis.asyncio.Redis.from_url(url, **kwargs)
 
 
 def _is_djangos(backend: Any) -> bool:

@@ -440,7 +440,7 @@ class RedisStore:
         self.scripts = Scripts(client)
         self.async_client = async_client
         self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[Any, Scripts]
+            asyncio.AbstractEventLoop, tuple[Any, Scripts, asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
 
     # -- running plans ----------------------------------------------------------------------
@@ -498,7 +498,11 @@ class RedisStore:
             raise _unavailable(call.what, exc) from exc
 
     async def aexecute(self, call: Command | Eval | Batch) -> Any:
-        client, scripts = self.aclient()
+        client, scripts, free = self._async()
+        async with free:  # a connection of the pool: wait for one rather than fail
+            return await self._aexecute(client, scripts, call)
+
+    async def _aexecute(self, client: Any, scripts: Scripts, call: Command | Eval | Batch) -> Any:
         try:
             if type(call) is Command:
                 return await client.execute_command(*call.args)
@@ -521,13 +525,21 @@ class RedisStore:
         """The running event loop's redis.asyncio client (built on first use: one connection
         pool per loop, as an asyncio connection belongs to the loop that opened it) and its
         scripts."""
+        client, scripts, _ = self._async()
+        return client, scripts
+
+    def _async(self) -> tuple[Any, Scripts, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         found = self._async_clients.get(loop)
         if found is None:
             if self.async_client is None:
                 raise SessionStoreUnavailable("This store was built without an async client")
             client = self.async_client()
-            found = self._async_clients[loop] = (client, Scripts(client))
+            # As many calls at once as the pool has connections (a pool that has none left
+            # raises instead of waiting; redis-py's blocking pool waits, but costs tens of µs
+            # a call): further calls wait here.
+            free = asyncio.Semaphore(_max_connections(client))
+            found = self._async_clients[loop] = (client, Scripts(client), free)
         return found
 
     async def aclose(self) -> None:
@@ -1305,6 +1317,14 @@ def _settled(cur: bytes, meta: tuple[bytes, int, bytes, bytes] | None, ttl_ms: i
 
 def _sleep(call: Sleep) -> None:
     time.sleep(call.seconds)
+
+
+def _max_connections(client: Any) -> int:
+    """The connections a redis.asyncio client may open (a cluster client: to each node)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return int(pool.max_connections)
+    return int(client.connection_kwargs.get("max_connections", 100))
 
 
 def _asleep(call: Sleep) -> Awaitable[None]:
