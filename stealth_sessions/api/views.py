@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.http import HttpResponse, HttpResponseBase
 from django.http.request import RawPostDataException
+from django.templatetags.static import static
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import is_list_serializer
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -529,18 +530,18 @@ class SchemaView(SpectacularAPIView):
 
 class OfflineSwaggerView(SpectacularSwaggerView):
     """Swagger UI from drf-spectacular-sidecar's static files: no CDN, works offline
-    (needs ``drf_spectacular_sidecar`` in INSTALLED_APPS)."""
+    (needs ``drf_spectacular_sidecar`` in INSTALLED_APPS), without the
+    ``SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"`` setting it would otherwise need."""
 
     schema = None  # not an endpoint of the API: left out of the OpenAPI document
 
-    @staticmethod
-    def _swagger_ui_resource(filename: str) -> str:
-        from drf_spectacular.views import _get_sidecar_url
-
-        return _get_sidecar_url(f"swagger-ui-dist/{filename}")
-
-    @staticmethod
-    def _swagger_ui_favicon() -> str:
-        from drf_spectacular.views import _get_sidecar_url
-
-        return _get_sidecar_url("swagger-ui-dist/favicon-32x32.png")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().get(request, *args, **kwargs)
+        dist = "drf_spectacular_sidecar/swagger-ui-dist/"
+        response.data.update(
+            swagger_ui_css=static(dist + "swagger-ui.css"),
+            swagger_ui_bundle=static(dist + "swagger-ui-bundle.js"),
+            swagger_ui_standalone=static(dist + "swagger-ui-standalone-preset.js"),
+            favicon_href=static(dist + "favicon-32x32.png"),
+        )
+        return response
