@@ -7,6 +7,7 @@ import json
 
 from django.conf import settings
 from django.contrib.admin.utils import quote
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -35,9 +36,13 @@ def _error(status: int, detail: str) -> JsonResponse:
 # A platform's webhook carries no CSRF token; a real one checks the platform's signature.
 @csrf_exempt
 @require_POST
-def webhook(request: HttpRequest) -> HttpResponse:
+async def webhook(request: HttpRequest) -> HttpResponse:
     """``POST {"user_id": ..., "text": ...}``: one incoming message (202; replies go to the
-    outbox). 400 for a bad message, 409 while the user's previous message is handled."""
+    outbox). 400 for a bad message, 409 while the user's previous message is handled.
+
+    An async view on the async service (the bot's ``handle_message``), awaited on the event
+    loop under ASGI. The demo's ``runserver`` is WSGI: there Django runs each call of the
+    view on an event loop of its own, so the view closes that loop's Redis connections."""
     try:
         body = json.loads(request.body or b"{}")
         user_id = validate_user_id(body["user_id"])
@@ -47,11 +52,14 @@ def webhook(request: HttpRequest) -> HttpResponse:
     if not text or len(text) > MAX_TEXT:
         return _error(400, f"text must have 1 to {MAX_TEXT} characters")
     try:
-        handle_message(user_id, text)
+        await handle_message(user_id, text)
     except SessionLocked:
         return _error(409, "the previous message of this user is still being handled")
     except SessionStoreUnavailable:
         return _error(503, "Redis is not answering")
+    finally:
+        if not isinstance(request, ASGIRequest):  # WSGI: this loop ends with the request
+            await get_session_service().aclose()
     return JsonResponse({"received": True}, status=202)
 
 
