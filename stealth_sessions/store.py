@@ -534,6 +534,11 @@ class RedisStore:
         if found is None:
             if self.async_client is None:
                 raise SessionStoreUnavailable("This store was built without an async client")
+            # A loop that ended without aclose() (asyncio.run, async_to_sync, an async view
+            # under WSGI) leaves its client here, holding its loop: dropped now, so that its
+            # connections are collected rather than kept for the life of the process.
+            for ended in [old for old in self._async_clients if old.is_closed()]:
+                del self._async_clients[ended]
             client = self.async_client()
             # As many calls at once as the pool has connections (a pool that has none left
             # raises instead of waiting; redis-py's blocking pool waits, but costs tens of µs

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import os
 import signal
 import sys
 import textwrap
 import threading
 import time
+import weakref
 from datetime import timedelta
 
 import pytest
@@ -505,6 +507,22 @@ def test_one_client_per_event_loop(service):
     thread.start()
     thread.join()
     assert len({id(first), id(second), id(in_thread[0])}) == 3
+
+
+def test_the_clients_of_loops_that_ended_without_aclose_are_let_go(service):
+    # asyncio.run per call, as an async view under WSGI or async_to_sync does, never calls
+    # aclose(): the next loop's client drops them, so their connections do not pile up.
+    service.step_to("u1", slug="hello->say_hello")
+    clients = []
+
+    async def read():
+        await service.aget("u1")
+        clients.append(weakref.ref(service.store.aclient()[0]))
+
+    for _ in range(5):
+        asyncio.run(read())
+    gc.collect()
+    assert sum(ref() is not None for ref in clients) == 1  # the last loop's, until the next
 
 
 # -- a stopped or frozen Redis ---------------------------------------------------------------------
