@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import schemathesis
@@ -105,3 +108,16 @@ def test_the_schema_and_docs_need_no_rest_framework_or_spectacular_settings(clie
     assert not {"/api/schema/", "/api/docs/"} & set(schema["paths"])
     r = client.get("/api/docs/")
     assert r.status_code == 200 and b"swagger-ui" in r.content
+
+
+def test_the_schema_builds_in_a_process_that_never_had_rest_framework_settings():
+    code = (
+        "import django; django.setup(); from django.test import Client; "
+        "r = Client().get('/api/schema/', {'format': 'json'}); "
+        "print(r.status_code, b'/api/sessions/{user_id}/step_to/' in r.content)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bare_api_settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["200", "True"], done.stderr[-2000:]

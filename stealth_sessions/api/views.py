@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.http import HttpResponse, HttpResponseBase
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass  # a stub-only alias
 
 _S = TypeVar("_S", bound=s.StrictSerializer)
+ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
 
 # "<digits>" exactly: versions are compared strongly, so weak (W/) tags never match.
 _IF_MATCH = re.compile(r'\s*"(\d{1,18})"\s*\Z')
@@ -145,6 +146,23 @@ class RenderedResponse(HttpResponse):
 
 
 # -- the views ----------------------------------------------------------------------------------
+
+
+def documented(**kwargs: Any) -> Callable[[ViewMethod], ViewMethod]:
+    """drf-spectacular's ``extend_schema`` for a view method, extending ServiceSchema whatever
+    the project's ``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``: ``extend_schema`` extends the
+    method's own ``schema`` when it has one, else that setting as it was when this module was
+    imported (DRF's AutoSchema unless set), which would break the schema page."""
+
+    def decorate(method: ViewMethod) -> ViewMethod:
+        if "schema" in getattr(method, "kwargs", {}):  # already extended: extend that
+            return extend_schema(**kwargs)(method)
+        method.schema = ServiceSchema  # type: ignore[attr-defined]
+        extended = extend_schema(**kwargs)(method)  # now in extended.kwargs["schema"]
+        del method.schema  # type: ignore[attr-defined]
+        return extended
+
+    return decorate
 
 
 class ServiceAPIMixin(APIView):
@@ -277,7 +295,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
 
     # -- collection -----------------------------------------------------------------------
 
-    @extend_schema(
+    @documented(
         parameters=[s.ListQuerySerializer],
         responses={200: s.SessionPageSerializer, **_errors()},
         summary="List sessions, newest activity first (by user id with a prefix), with a cursor",
@@ -304,9 +322,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             }
         )
 
-    @extend_schema(
-        responses={200: s.StatsSerializer, **_errors()}, summary="Users per flow and state"
-    )
+    @documented(responses={200: s.StatsSerializer, **_errors()}, summary="Users per flow and state")
     @action(detail=False, methods=["get"])
     def stats(self, request: Request) -> HttpResponseBase:
         counts = self.service.count_by_state()
@@ -323,7 +339,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
 
     # -- one session ----------------------------------------------------------------------
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID],
         responses={200: s.SessionSerializer, **_errors(404)},
         summary="A user's session (ETag: its version)",
@@ -334,7 +350,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             raise NotFound(f"User {user_id[:100]!r} has no session", "no_session")
         return self._session_response(session, steps)
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, IF_MATCH],
         request=s.TargetSerializer,
         responses={200: s.SessionSerializer, **_errors(409, 412)},
@@ -347,7 +363,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         )
         return self._session_response(session)
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, IF_MATCH],
         responses={204: None, **_errors(409, 412)},
         summary="Reset: remove the session, previous, back-to and history",
@@ -358,7 +374,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
 
     # -- transitions ----------------------------------------------------------------------
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
         request=s.TargetSerializer,
         responses={200: s.SessionSerializer, **_errors(409, 412, 422)},
@@ -373,7 +389,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         )
         return self._session_response(session)
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
         request=s.EmptySerializer,
         responses={200: s.SessionSerializer, **_errors(409, 412, 422)},
@@ -387,7 +403,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         session = self.service.step_back(user_id, expected_version=self._expected_version(request))
         return self._session_response(session)
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, IF_MATCH, IDEMPOTENCY_KEY],
         request=s.TargetSerializer,
         responses={200: s.SessionSerializer, **_errors(409, 412, 422)},
@@ -414,7 +430,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         }
         return self.respond(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, IDEMPOTENCY_KEY],
         request=s.StepToInSerializer,
         responses={201: s.ScheduledResultSerializer, **_errors(409, 422, 501)},
@@ -433,7 +449,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         )
         return self._scheduled_response(user_id, step)
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, IDEMPOTENCY_KEY],
         request=s.StepToAtSerializer,
         responses={201: s.ScheduledResultSerializer, **_errors(409, 422, 501)},
@@ -452,13 +468,13 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
         )
         return self._scheduled_response(user_id, step)
 
-    @extend_schema(
+    @documented(
         methods=["GET"],
         parameters=[USER_ID],
         responses={200: s.ScheduledStepSerializer(many=True), **_errors()},
         summary="The user's pending scheduled steps",
     )
-    @extend_schema(
+    @documented(
         methods=["DELETE"],
         parameters=[USER_ID],
         responses={200: s.CancelledSerializer, **_errors(501)},
@@ -471,7 +487,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
             return self.respond({"cancelled": self._scheduling().cancel_scheduled(user_id)})
         return self.respond(self._scheduled(user_id))
 
-    @extend_schema(
+    @documented(
         parameters=[USER_ID, OpenApiParameter("step_id", str, OpenApiParameter.PATH)],
         responses={204: None, **_errors(404, 501)},
         summary="Cancel one scheduled step",
@@ -490,7 +506,7 @@ class SessionViewSet(ServiceAPIMixin, viewsets.ViewSet):
 class FlowViewSet(ServiceAPIMixin, viewsets.ViewSet):
     """The flow map, for clients to introspect."""
 
-    @extend_schema(
+    @documented(
         responses={200: s.FlowMapSerializer, **_errors()},
         summary="The flow map",
         operation_id="flows_list",
