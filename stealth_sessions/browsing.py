@@ -34,7 +34,8 @@ SCAN_COUNT = 1000
 
 
 class Browsing:
-    """count_by_state, browse, list_sessions and purge_expired."""
+    """The plans behind the service's count_by_state, browse and list_sessions (run by the
+    service, sync or async), walk_state for bulk changes, and purge_expired."""
 
     def __init__(
         self,
@@ -46,9 +47,6 @@ class Browsing:
         self._session = session
         self._ttl_ms = ttl_ms
 
-    def count_by_state(self) -> dict[str, int]:
-        return self.store.run(self.plan_count_by_state())
-
     def plan_count_by_state(self) -> Plan[dict[str, int]]:
         """``{slug: number of users}``, expired sessions excluded."""
         return self.store.plan_count_by_state(self._ttl_ms)
@@ -59,19 +57,6 @@ class Browsing:
         and command do): counts and pages never include expired users, but their index
         entries take memory until purged."""
         return 0 if self._ttl_ms is None else self.store.purge_expired(self._ttl_ms)
-
-    def browse(
-        self,
-        flow: str | None = None,
-        slug: str | None = None,
-        user_id_prefix: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-        user_id_contains: str | None = None,
-    ) -> tuple[list[ListedSession], str | None]:
-        return self.store.run(
-            self.plan_browse(flow, slug, user_id_prefix, cursor, limit, user_id_contains)
-        )
 
     def plan_browse(
         self,
@@ -150,19 +135,6 @@ class Browsing:
             return page, _encode_cursor("s", f"{shard + 1}:")
         return page, None
 
-    def list_sessions(
-        self,
-        flow: str | None = None,
-        slug: str | None = None,
-        user_id_prefix: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-        user_id_contains: str | None = None,
-    ) -> tuple[list[Session], str | None]:
-        return self.store.run(
-            self.plan_list_sessions(flow, slug, user_id_prefix, cursor, limit, user_id_contains)
-        )
-
     def plan_list_sessions(
         self,
         flow: str | None = None,
@@ -172,7 +144,7 @@ class Browsing:
         limit: int = 50,
         user_id_contains: str | None = None,
     ) -> Plan[tuple[list[Session], str | None]]:
-        """``browse()`` without the extras: a page of sessions and the next page's cursor."""
+        """``plan_browse()`` without the extras: a page of sessions and the next page's cursor."""
         page, next_cursor = yield from self.plan_browse(
             flow, slug, user_id_prefix, cursor, limit, user_id_contains=user_id_contains
         )
