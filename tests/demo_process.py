@@ -80,9 +80,9 @@ def start_demo(tmp_path: Path, nudge_after: int = 60, timeout: float = 60) -> De
     base = f"http://127.0.0.1:{port}"
     while True:  # the banner is printed just before the server binds its port
         try:
-            urllib.request.urlopen(base + "/", timeout=2).close()
+            urllib.request.urlopen(base + "/", timeout=10).close()
             break
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):  # not up, or slow
             if time.monotonic() > deadline:
                 process.kill()
                 raise
